@@ -1,0 +1,85 @@
+"""``ReferFormerConfig``: every size of the model in one dataclass, and a registry of named configs."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ROBERTA_BASE: dict[str, Any] = {
+    "model_type": "roberta",
+    "vocab_size": 50265,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 514,
+    "type_vocab_size": 1,
+    "layer_norm_eps": 1e-5,
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+}
+
+
+@dataclass(frozen=True)
+class ReferFormerConfig:
+    """Sizes of ReferFormer; the defaults are the official Ref-Youtube-VOS inference options.
+
+    ``text_encoder`` holds the keyword arguments of a ``transformers`` config (``model_type`` included),
+    so the model can be built without any file; weights come from the checkpoint.
+    """
+
+    backbone: str = "resnet50"
+    text_encoder: dict[str, Any] = field(default_factory=lambda: dict(ROBERTA_BASE))
+    hidden_dim: int = 256
+    nheads: int = 8
+    enc_layers: int = 4
+    dec_layers: int = 4
+    dim_feedforward: int = 2048
+    num_queries: int = 5
+    num_feature_levels: int = 4
+    enc_n_points: int = 4
+    dec_n_points: int = 4
+    num_classes: int = 1
+    mask_dim: int = 256
+    controller_layers: int = 3
+    dynamic_mask_channels: int = 8
+    rel_coord: bool = True
+
+    @property
+    def text_hidden_size(self) -> int:
+        return int(self.text_encoder["hidden_size"])
+
+    def replace(self, **changes: Any) -> "ReferFormerConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _official(backbone: str) -> ReferFormerConfig:
+    return ReferFormerConfig(backbone=backbone)
+
+
+MODEL_CONFIGS: dict[str, ReferFormerConfig] = {
+    name: _official(name)
+    for name in (
+        "resnet50",
+        "resnet101",
+        "swin_t_p4w7",
+        "swin_s_p4w7",
+        "swin_b_p4w7",
+        "swin_l_p4w7",
+        "video_swin_t_p4w7",
+        "video_swin_s_p4w7",
+        "video_swin_b_p4w7",
+    )
+}
+
+
+def get_config(name: str) -> ReferFormerConfig:
+    """The named config (the official ``--backbone`` names)."""
+    try:
+        return MODEL_CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown model config {name!r}; known: {', '.join(MODEL_CONFIGS)}") from None

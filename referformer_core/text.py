@@ -1,0 +1,90 @@
+"""Text side: any ``transformers`` encoder (RoBERTa as the official models), its tokenizer, found locally."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ExpressionError, TextEncoderNotFoundError
+
+MAX_EXPRESSION_TOKENS = 128
+
+
+def build_text_encoder(spec: dict[str, Any]) -> nn.Module:
+    """An untrained encoder of the architecture ``spec`` describes (``model_type`` + config fields).
+
+    Weights come from the ReferFormer checkpoint, so no file is read here.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    fields = dict(spec)
+    model_type = fields.pop("model_type")
+    config = AutoConfig.for_model(model_type, **fields)
+    return AutoModel.from_config(config, add_pooling_layer=True)
+
+
+def text_spec_from_pretrained(name_or_path: str) -> dict[str, Any]:
+    """The config fields of a local or cached ``transformers`` model, as ``ReferFormerConfig.text_encoder``."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise TextEncoderNotFoundError(_not_found_message(name_or_path)) from e
+    keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id", "bos_token_id",
+            "eos_token_id", "hidden_act")
+    spec = {"model_type": config.model_type}
+    spec.update({k: getattr(config, k) for k in keys if getattr(config, k, None) is not None})
+    return spec
+
+
+def load_pretrained_text_encoder(name_or_path: str) -> nn.Module:
+    """A ``transformers`` encoder with its pretrained weights, from a directory or the HF cache only."""
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(name_or_path, local_files_only=True, add_pooling_layer=True)
+    except (OSError, ValueError) as e:
+        raise TextEncoderNotFoundError(_not_found_message(name_or_path)) from e
+
+
+def load_tokenizer(name_or_path: str):
+    """The fast tokenizer of ``name_or_path`` (a directory, or a model id already in the HF cache)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path, local_files_only=True)
+    except (OSError, ValueError, TypeError) as e:
+        raise TextEncoderNotFoundError(_not_found_message(name_or_path)) from e
+
+
+def _not_found_message(name_or_path: str) -> str:
+    where = "directory" if os.sep in name_or_path or Path(name_or_path).exists() else "model id"
+    return (f"text encoder {name_or_path!r} not found: no usable {where} locally or in the Hugging Face cache "
+            f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}); download it once (e.g. "
+            f"`huggingface-cli download {name_or_path}`) or pass a local directory")
+
+
+def validate_expression(text: str) -> str:
+    """The expression stripped; ``ExpressionError`` when empty, not text, or absurd."""
+    if not isinstance(text, str):
+        raise ExpressionError(f"expression must be a string, got {type(text).__name__}")
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise ExpressionError("expression is empty: describe the object to segment, e.g. 'the dog on the left'")
+    if len(cleaned) > 1000:
+        raise ExpressionError(f"expression is {len(cleaned)} characters long; keep it under 1000")
+    if not any(ch.isalnum() for ch in cleaned):
+        raise ExpressionError(f"expression {cleaned!r} has no letters or digits")
+    return cleaned
+
+
+def tokenize(tokenizer, texts: list[str], device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """``texts`` -> ``input_ids, attention_mask [B, L]`` padded to the longest, truncated at 128 tokens."""
+    encoded = tokenizer([validate_expression(t) for t in texts], padding="longest", truncation=True,
+                        max_length=MAX_EXPRESSION_TOKENS, return_tensors="pt")
+    return encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
