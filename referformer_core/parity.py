@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import sys
 import zlib
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         fixture = Fixture.load(args.fixture)
-    except (OSError, RuntimeError, KeyError, json.JSONDecodeError) as e:
+    except (OSError, RuntimeError, KeyError, json.JSONDecodeError, pickle.UnpicklingError) as e:
         print(f"error: cannot read parity fixture {args.fixture}: {e}", file=sys.stderr)
         return 2
     ours = run_fixture(fixture, args.device)
