@@ -1,0 +1,189 @@
+"""Load ReferFormer checkpoints (the authors' model-zoo files, plain state dicts, and our own) safely.
+
+Files are read with ``torch.load(weights_only=True)`` (only ``argparse.Namespace`` is allow-listed, for the
+official files' ``args``), the model configuration is inferred from the keys and shapes, and the weights
+are loaded with strict key matching.
+"""
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .config import ROBERTA_BASE, ReferFormerConfig
+from .errors import CheckpointError
+from .referformer import ReferFormer
+
+IGNORED_KEYS = ("text_encoder.embeddings.position_ids",)
+CONFIG_KEY = "referformer_config"
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The raw checkpoint dict, read without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        message = str(e).splitlines()[0] if "Unsupported global" not in str(e) else _unsupported_global(str(e))
+        raise CheckpointError(f"checkpoint {path} cannot be read safely: {message}") from e
+    except Exception as e:  # the unpickler raises many types on garbage bytes
+        raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint or is truncated ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200]})") from e
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"checkpoint {path} holds a {type(data).__name__}, not a dict of weights")
+    return dict(data)
+
+
+def _unsupported_global(message: str) -> str:
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    name = found.group(1) if found else "an unknown object"
+    return f"it contains a pickled {name}, which is not allowed (only tensors and argparse.Namespace are)"
+
+
+def extract_state_dict(data: Mapping[str, Any], path: str | Path = "checkpoint") -> dict[str, Tensor]:
+    """The model weights of an official file (``model``), a ``state_dict`` entry or a plain state dict."""
+    for key in ("model", "state_dict"):
+        if key in data and isinstance(data[key], Mapping):
+            state = dict(data[key])
+            break
+    else:
+        state = dict(data)
+    if not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} has no model weights (expected a 'model' dict of tensors or a state dict)")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    for key in IGNORED_KEYS:
+        state.pop(key, None)
+    if not any(k.startswith("transformer.") for k in state) or not any(k.startswith("backbone.0.") for k in state):
+        raise CheckpointError(f"{path} is not a ReferFormer checkpoint (no 'transformer.*' / 'backbone.0.*' weights)")
+    return state
+
+
+def _count(state: Mapping[str, Tensor], pattern: str) -> int:
+    rx = re.compile(pattern)
+    return len({m.group(1) for k in state if (m := rx.match(k))})
+
+
+def infer_backbone(state: Mapping[str, Tensor]) -> str:
+    """The official ``--backbone`` name that produced these weights."""
+    if "backbone.0.body.layer1.0.conv1.weight" in state:
+        blocks = _count(state, r"backbone\.0\.body\.layer3\.(\d+)\.")
+        return {6: "resnet50", 23: "resnet101"}.get(blocks) or _unknown_backbone(f"ResNet with {blocks} blocks in layer3")
+    patch = state.get("backbone.0.body.patch_embed.proj.weight")
+    if patch is None:
+        _unknown_backbone("no backbone.0.body weights of a known family")
+    embed_dim = patch.shape[0]
+    depth3 = _count(state, r"backbone\.0\.body\.layers\.2\.blocks\.(\d+)\.")
+    size = {(96, 6): "t", (96, 18): "s", (128, 18): "b", (192, 18): "l"}.get((embed_dim, depth3))
+    if size is None:
+        _unknown_backbone(f"Swin with embed dim {embed_dim} and {depth3} blocks in stage 3")
+    return f"video_swin_{size}_p4w7" if patch.dim() == 5 else f"swin_{size}_p4w7"
+
+
+def _unknown_backbone(what: str) -> str:
+    raise CheckpointError(f"unsupported backbone in checkpoint: {what}")
+
+
+def infer_text_spec(state: Mapping[str, Tensor]) -> dict[str, Any]:
+    """RoBERTa-style encoder sizes from the ``text_encoder.*`` weights (the official models use RoBERTa)."""
+    try:
+        words = state["text_encoder.embeddings.word_embeddings.weight"]
+        positions = state["text_encoder.embeddings.position_embeddings.weight"]
+        token_types = state["text_encoder.embeddings.token_type_embeddings.weight"]
+        intermediate = state["text_encoder.encoder.layer.0.intermediate.dense.weight"]
+    except KeyError as e:
+        raise CheckpointError(f"checkpoint has no text encoder weight {e.args[0]}") from None
+    hidden = words.shape[1]
+    spec = dict(ROBERTA_BASE)
+    spec.update(vocab_size=words.shape[0], hidden_size=hidden, max_position_embeddings=positions.shape[0],
+                type_vocab_size=token_types.shape[0], intermediate_size=intermediate.shape[0],
+                num_hidden_layers=_count(state, r"text_encoder\.encoder\.layer\.(\d+)\."),
+                num_attention_heads=max(1, hidden // 64))
+    return spec
+
+
+def infer_config(state: Mapping[str, Tensor], text_spec: dict[str, Any] | None = None) -> ReferFormerConfig:
+    """A ``ReferFormerConfig`` whose model has exactly these keys and shapes (as far as they tell)."""
+    try:
+        query = state["query_embed.weight"]
+        return ReferFormerConfig(
+            backbone=infer_backbone(state),
+            text_encoder=text_spec or infer_text_spec(state),
+            hidden_dim=query.shape[1],
+            num_queries=query.shape[0],
+            num_classes=state["class_embed.0.weight"].shape[0],
+            enc_layers=_count(state, r"transformer\.encoder\.layers\.(\d+)\."),
+            dec_layers=_count(state, r"transformer\.decoder\.layers\.(\d+)\."),
+            dim_feedforward=state["transformer.encoder.layers.0.linear1.weight"].shape[0],
+            num_feature_levels=state["transformer.level_embed"].shape[0],
+            mask_dim=state["pixel_decoder.mask_features.weight"].shape[0],
+        )
+    except KeyError as e:
+        raise CheckpointError(f"checkpoint lacks {e.args[0]!r}, which every ReferFormer model has") from None
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, Tensor], path: str | Path = "checkpoint") -> None:
+    """Raise one readable ``CheckpointError`` listing missing, unexpected and mis-shaped keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+            if items:
+                shown = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+                parts.append(f"{len(items)} {label}: {shown}")
+        raise CheckpointError(f"{path} does not match the ReferFormer model: " + "; ".join(parts))
+
+
+def load_checkpoint(path: str | Path, text_spec: dict[str, Any] | None = None) -> ReferFormer:
+    """A ``ReferFormer`` in eval mode with the checkpoint's weights, loaded with strict key matching.
+
+    ``text_spec`` (a ``transformers`` config as a dict) overrides the RoBERTa sizes inferred from the keys,
+    for checkpoints fine-tuned with another encoder; our own checkpoints store their full config.
+    """
+    data = read_checkpoint(path)
+    state = extract_state_dict(data, path)
+    stored = data.get(CONFIG_KEY)
+    config = ReferFormerConfig(**stored) if isinstance(stored, Mapping) else infer_config(state, text_spec)
+    with torch.device("meta"):
+        model = ReferFormer(config)
+    check_state_dict(model, state, path)
+    model.load_state_dict(state, strict=True, assign=True)
+    _rebuild_non_persistent_buffers(model)
+    return model.eval()
+
+
+def _rebuild_non_persistent_buffers(model: ReferFormer) -> None:
+    """Buffers not in state dicts (e.g. the text encoder's ``position_ids``) are built on CPU afresh."""
+    for module_name, module in model.named_modules():
+        for name in list(getattr(module, "_non_persistent_buffers_set", ())):
+            buf = module._buffers.get(name)
+            if buf is not None and buf.is_meta:
+                fresh = _fresh_buffer(model, module_name, name, buf)
+                module._buffers[name] = fresh
+
+
+def _fresh_buffer(model: ReferFormer, module_name: str, name: str, meta: Tensor) -> Tensor:
+    if name in ("position_ids", "token_type_ids") and meta.dim() == 2:
+        n = meta.shape[1]
+        return torch.arange(n).expand(1, -1).clone() if name == "position_ids" else torch.zeros(1, n, dtype=torch.long)
+    raise CheckpointError(f"cannot rebuild buffer {module_name}.{name} of the model")
+
+
+def save_checkpoint(model: ReferFormer, path: str | Path, **extra: Any) -> None:
+    """Write ``{'model': state_dict, 'referformer_config': ..., **extra}`` (the official layout plus our config)."""
+    torch.save({"model": model.state_dict(), CONFIG_KEY: model.config.to_dict(), **extra}, path)
