@@ -1,0 +1,71 @@
+"""In-memory annotation data exchanged between the project store and the file formats.
+
+Formats are pure conversions between files and a :class:`Dataset`; the store builds a Dataset for
+export and writes one on import.  Masks are kept as compressed RLE (see :mod:`annotations.rle`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from .rle import RLE
+
+
+class Origin(StrEnum):
+    """Where a stored mask came from."""
+
+    MODEL = "model"
+    HAND = "hand"
+    PROPAGATED = "propagated"
+    IMPORTED = "imported"
+
+
+class ReviewState(StrEnum):
+    """Per-frame review state of a video."""
+
+    UNREVIEWED = "unreviewed"
+    REVIEWED = "reviewed"
+    NEEDS_FIXING = "needs_fixing"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame: its name (no extension, e.g. ``"00005"``) and the JPEG file holding it."""
+
+    name: str
+    image: Path
+
+
+@dataclass
+class Track:
+    """One object of one video.
+
+    ``masks`` maps a frame position (index into :attr:`VideoData.frames`) to the object's RLE on that
+    frame; frames without an entry are unannotated, and an empty mask means "annotated, not visible".
+    """
+
+    obj_id: int
+    category: str
+    expressions: list[str] = field(default_factory=list)
+    masks: dict[int, RLE] = field(default_factory=dict)
+
+
+@dataclass
+class VideoData:
+    """One video: ``frames`` in display order, all ``height`` x ``width``, and its objects."""
+
+    name: str
+    width: int
+    height: int
+    frames: list[Frame]
+    objects: list[Track] = field(default_factory=list)
+    fps: float | None = None
+    source_path: str = ""
+
+
+@dataclass
+class Dataset:
+    """A set of annotated videos, as read from or written to an annotation format."""
+
+    videos: list[VideoData] = field(default_factory=list)

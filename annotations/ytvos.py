@@ -1,0 +1,171 @@
+"""Ref-Youtube-VOS layout, as the official ReferFormer loader and the Ref-YouTube-VOS tools read it.
+
+::
+
+    <root>/JPEGImages/<video>/<frame>.jpg
+    <root>/Annotations/<video>/<frame>.png   palette PNG, pixel value = obj_id, 0 = background
+    <root>/meta.json              {"videos": {video: {"objects": {"<obj_id>": {"category", "frames"}}}}}
+    <root>/meta_expressions.json  {"videos": {video: {"expressions": {"<exp_id>": {"exp", "obj_id"}},
+                                                      "frames": [frame, ...]}}}
+
+``obj_id`` and ``exp_id`` are strings of digits, as in the official files.  Every frame listed in
+``frames`` gets a PNG (the loader reads one for each sampled frame).  A PNG holds one id per pixel:
+where masks of several objects overlap, the object with the larger ``obj_id`` wins.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import rle as rle_mod
+from .atomic import atomic_directory
+from .checks import field, load_json, safe_name
+from .errors import AnnotationError, FormatError
+from .images import check_frames, copy_frames, jpeg_size, read_label_png, write_label_png
+from .model import Dataset, Frame, Track, VideoData
+from .store import Project
+
+MAX_OBJ_ID = 255
+
+
+def export_ytvos(dataset: Dataset, out_dir: str | Path) -> None:
+    """Write ``dataset`` to ``out_dir`` in the Ref-Youtube-VOS layout (atomically replacing it)."""
+    out_dir = Path(out_dir)
+    for video in dataset.videos:
+        too_big = [t.obj_id for t in video.objects if t.obj_id > MAX_OBJ_ID]
+        if too_big:
+            raise AnnotationError(f"{out_dir}: video {video.name!r}: object ids {too_big} do not fit in a "
+                                  f"palette PNG (at most {MAX_OBJ_ID})")
+    meta: dict[str, dict] = {}
+    expressions: dict[str, dict] = {}
+    with atomic_directory(out_dir) as tmp:
+        for video in dataset.videos:
+            copy_frames(video, tmp / "JPEGImages" / video.name)
+            appears = _write_annotations(video, tmp / "Annotations" / video.name)
+            tracks = sorted(video.objects, key=lambda t: t.obj_id)
+            meta[video.name] = {"objects": {
+                str(t.obj_id): {"category": t.category, "frames": appears[t.obj_id]} for t in tracks}}
+            exps = [(t.obj_id, text) for t in tracks for text in t.expressions]
+            expressions[video.name] = {
+                "expressions": {str(i): {"exp": text, "obj_id": str(obj)} for i, (obj, text) in enumerate(exps)},
+                "frames": [f.name for f in video.frames],
+            }
+        (tmp / "meta.json").write_text(json.dumps({"videos": meta}, ensure_ascii=False), encoding="utf-8")
+        (tmp / "meta_expressions.json").write_text(
+            json.dumps({"videos": expressions}, ensure_ascii=False), encoding="utf-8")
+
+
+def _write_annotations(video: VideoData, folder: Path) -> dict[int, list[str]]:
+    """Write one label PNG per frame; return, per obj_id, the frames where the object is visible."""
+    folder.mkdir(parents=True)
+    tracks = sorted(video.objects, key=lambda t: t.obj_id)
+    appears: dict[int, list[str]] = {t.obj_id: [] for t in tracks}
+    for position, frame in enumerate(video.frames):
+        labels = np.zeros((video.height, video.width), dtype=np.uint8)
+        for track in tracks:
+            rle = track.masks.get(position)
+            if rle is not None and rle_mod.area(rle) > 0:
+                labels[rle_mod.decode(rle)] = track.obj_id
+                appears[track.obj_id].append(frame.name)
+        write_label_png(folder / f"{frame.name}.png", labels)
+    return appears
+
+
+def read_ytvos(root: str | Path, expressions_file: str | Path | None = None) -> Dataset:
+    """Read and fully validate a Ref-Youtube-VOS folder; nothing is written.
+
+    ``expressions_file`` defaults to ``<root>/meta_expressions.json`` (the official release keeps it in
+    ``meta_expressions/<split>/``).  Videos are those of the expressions file, frames sorted by name
+    as the official loader does.  Masks are stored for frames where the object is visible; a video
+    without an ``Annotations/<video>`` folder (e.g. the valid split) is imported without masks.
+    """
+    root = Path(root)
+    meta_file = root / "meta.json"
+    exp_file = Path(expressions_file) if expressions_file is not None else root / "meta_expressions.json"
+    meta_videos = field(meta_file, load_json(meta_file), "videos", dict, "")
+    exp_videos = field(exp_file, load_json(exp_file), "videos", dict, "")
+    return Dataset([_read_video(root, meta_file, exp_file, name, exp_videos[name], meta_videos)
+                    for name in exp_videos])
+
+
+def import_ytvos(project: Project, root: str | Path, expressions_file: str | Path | None = None) -> list[str]:
+    """Validate a Ref-Youtube-VOS folder and add all its videos to ``project`` (all or nothing).
+
+    Returns the names of the imported videos.
+    """
+    dataset = read_ytvos(root, expressions_file)
+    project.import_dataset(dataset)
+    return [v.name for v in dataset.videos]
+
+
+def _read_video(root: Path, meta_file: Path, exp_file: Path, name: str, data: object,
+                meta_videos: dict) -> VideoData:
+    where = f"videos.{name}"
+    safe_name(exp_file, where, name)
+    frame_names = field(exp_file, data, "frames", list, where)
+    if not frame_names:
+        raise FormatError(exp_file, f"{where}.frames", "is empty")
+    for i, frame in enumerate(frame_names):
+        safe_name(exp_file, f"{where}.frames[{i}]", frame)
+    if len(set(frame_names)) != len(frame_names):
+        raise FormatError(exp_file, f"{where}.frames", "has duplicate frame names")
+    frame_names = sorted(frame_names)
+    if name not in meta_videos:
+        raise FormatError(meta_file, where, "missing (the video is listed in meta_expressions.json)")
+    objects = field(meta_file, meta_videos[name], "objects", dict, where)
+    tracks: dict[int, Track] = {}
+    for key, obj in objects.items():
+        obj_id = _obj_id(meta_file, f"{where}.objects.{key}", key)
+        if obj_id in tracks:
+            raise FormatError(meta_file, f"{where}.objects.{key}", f"duplicate object id {obj_id}")
+        category = field(meta_file, obj, "category", str, f"{where}.objects.{key}")
+        obj_frames = field(meta_file, obj, "frames", list, f"{where}.objects.{key}")
+        unknown = sorted(set(map(str, obj_frames)) - set(frame_names))
+        if unknown:
+            raise FormatError(meta_file, f"{where}.objects.{key}.frames", f"frames {unknown[:3]} are not video frames")
+        tracks[obj_id] = Track(obj_id, category)
+    expressions = field(exp_file, data, "expressions", dict, where)
+    for exp_id, exp in expressions.items():
+        ewhere = f"{where}.expressions.{exp_id}"
+        text = field(exp_file, exp, "exp", str, ewhere)
+        obj_id = _obj_id(exp_file, f"{ewhere}.obj_id", field(exp_file, exp, "obj_id", (str, int), ewhere))
+        if obj_id not in tracks:
+            raise FormatError(exp_file, f"{ewhere}.obj_id", f"object {obj_id} is not in meta.json {where}.objects")
+        if text.strip():
+            tracks[obj_id].expressions.append(text.strip())
+    image_dir = root / "JPEGImages" / name
+    first = image_dir / f"{frame_names[0]}.jpg"
+    height, width = jpeg_size(exp_file, f"{where}.frames[0]", first)
+    video = VideoData(name, width, height, [Frame(f, image_dir / f"{f}.jpg") for f in frame_names],
+                      sorted(tracks.values(), key=lambda t: t.obj_id))
+    check_frames(exp_file, f"{where}.frames", video)
+    _read_masks(root / "Annotations" / name, meta_file, video, tracks)
+    return video
+
+
+def _read_masks(folder: Path, meta_file: Path, video: VideoData, tracks: dict[int, Track]) -> None:
+    if not folder.is_dir():
+        return
+    declared = set(tracks)
+    for position, frame in enumerate(video.frames):
+        png = folder / f"{frame.name}.png"
+        labels = read_label_png(png, png, "(image)")
+        if labels.shape != (video.height, video.width):
+            raise FormatError(png, "(image size)", f"{labels.shape[1]}x{labels.shape[0]} does not match the frame "
+                                                   f"size {video.width}x{video.height}")
+        present = [int(i) for i in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)) if i != 0]
+        undeclared = sorted(set(present) - declared)
+        if undeclared:
+            raise FormatError(png, "(pixel values)", f"object ids {undeclared} are not in {meta_file} "
+                                                     f"videos.{video.name}.objects")
+        for obj_id, rle in rle_mod.encode_labels(labels, present).items():
+            tracks[obj_id].masks[position] = rle
+
+
+def _obj_id(file: Path, where: str, value: object) -> int:
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_OBJ_ID:
+        raise FormatError(file, where, f"object id must be an integer 1..{MAX_OBJ_ID}, got {value!r}")
+    return int(text)
