@@ -1,0 +1,108 @@
+"""VideoPredictor: the SAM 2-shaped API, official post-processing, and clear errors for bad input."""
+import numpy as np
+import pytest
+import torch
+
+from referformer_core.errors import ExpressionError, TextEncoderNotFoundError, VideoError
+from referformer_core.parity import postprocess
+from referformer_core.predictor import VideoPredictor
+from referformer_core.text import load_tokenizer, text_spec_from_pretrained, tokenize
+from referformer_core.video import normalize_frames, resize_frame
+
+
+def make_video(t=4, h=72, w=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def predictor(recipe_model, tokenizer_dir):
+    return VideoPredictor(recipe_model, load_tokenizer(str(tokenizer_dir)), short_side=64, window=None)
+
+
+def test_masks_follow_the_official_postprocessing(predictor):
+    video = make_video()
+    state = predictor.init_state(video)
+    assert tuple(state.frames.shape) == (4, 3, 64, 85)
+    predictor.add_expression(state, 7, "the brown dog")
+    outputs = list(predictor.propagate_in_video(state))
+    assert [o[0] for o in outputs] == [0, 1, 2, 3]
+    assert all(o[1] == [7] for o in outputs)
+    masks = np.stack([o[2][0] for o in outputs])
+    assert masks.shape == (4, 72, 96) and masks.dtype == bool
+
+    ids, attn = tokenize(predictor.tokenizer, ["the brown dog"])
+    frames = torch.stack([resize_frame(f, 64) for f in video])
+    with torch.inference_mode():
+        out = predictor.model(normalize_frames(frames)[None], predictor.model.encode_text(ids, attn), torch.tensor([[64, 85]]))
+    expected = postprocess(out["pred_logits"][0], out["pred_masks"][0], (72, 96))
+    assert np.array_equal(masks, expected["post_binary"].numpy())
+    assert state.results[7].best_query == int(expected["post_best_query"])
+
+
+def test_several_objects_candidates_scores_and_boxes(predictor):
+    state = predictor.init_state(iter(make_video(t=3)))
+    predictor.add_expression(state, 1, "a red car")
+    predictor.add_expression(state, 2, "the white cat")
+    frame_idx, obj_ids, masks = next(iter(predictor.propagate_in_video(state)))
+    assert frame_idx == 0 and obj_ids == [1, 2] and masks.shape == (2, 72, 96)
+    tracks = predictor.candidate_tracks(state, 2)
+    assert len(tracks) == 5
+    assert [t.mean_score for t in tracks] == sorted((t.mean_score for t in tracks), reverse=True)
+    assert tracks[0].query == state.results[2].best_query
+    assert tracks[0].masks.shape == (3, 72, 96)
+    assert np.array_equal(predictor.frame_scores(state, 2), tracks[0].scores)
+    boxes = predictor.frame_boxes(state, 2)
+    assert boxes.shape == (3, 4) and np.all(boxes[:, 2] >= boxes[:, 0])
+
+
+def test_windowed_run_matches_single_pass_when_window_covers_video(recipe_model, tokenizer_dir, predictor):
+    windowed = VideoPredictor(recipe_model, predictor.tokenizer, short_side=64, window=4)
+    video = make_video()
+    assert np.array_equal(windowed.predict(video, "the brown dog"), predictor.predict(video, "the brown dog"))
+
+
+def test_progress_is_reported(predictor):
+    calls = []
+    small = VideoPredictor(predictor.model, predictor.tokenizer, short_side=64, window=2)
+    state = small.init_state(make_video(t=3))
+    small.add_expression(state, 1, "the dog")
+    small.run(state, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "!!!", "x" * 2000])
+def test_bad_expressions(predictor, text):
+    state = predictor.init_state(make_video(t=1))
+    with pytest.raises(ExpressionError):
+        predictor.add_expression(state, 1, text)
+
+
+def test_propagate_without_objects(predictor):
+    state = predictor.init_state(make_video(t=1))
+    with pytest.raises(ExpressionError, match="add an expression"):
+        next(iter(predictor.propagate_in_video(state)))
+
+
+@pytest.mark.parametrize("video, message", [
+    (np.zeros((0, 8, 8, 3), np.uint8), "zero frames"),
+    ([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)], "same size"),
+    (np.zeros((2, 8, 8, 3), np.float32), "uint8"),
+    (np.zeros((2, 8, 8), np.uint8), "shape"),
+    (42, "cannot read a video"),
+])
+def test_bad_videos(predictor, video, message):
+    with pytest.raises(VideoError, match=message):
+        predictor.init_state(video)
+
+
+def test_missing_text_encoder(tmp_path):
+    with pytest.raises(TextEncoderNotFoundError, match="not found"):
+        load_tokenizer(str(tmp_path / "no-such-encoder"))
+    with pytest.raises(TextEncoderNotFoundError):
+        load_tokenizer("surely-not-a-cached-model-id-xyz")
+
+
+def test_text_spec_from_a_local_directory(tokenizer_dir):
+    spec = text_spec_from_pretrained(str(tokenizer_dir))
+    assert spec["model_type"] == "roberta" and spec["num_hidden_layers"] == 2 and spec["vocab_size"] == 1000
