@@ -46,7 +46,7 @@ SWIN_CONFIGS: dict[str, SwinConfig] = {
 
 def stochastic_depth_rates(drop_path_rate: float, depths: tuple[int, ...]) -> list[list[float]]:
     """Per-stage lists of drop-path rates, rising linearly from 0 over all blocks (official rule)."""
-    rates = [r.item() for r in torch.linspace(0, drop_path_rate, sum(depths))]
+    rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
     starts = [sum(depths[:i]) for i in range(len(depths))]
     return [rates[start:start + depth] for start, depth in zip(starts, depths)]
 
