@@ -1,0 +1,218 @@
+"""Evaluate Ref-Youtube-VOS-layout predictions: ``python -m train.evaluate --pred DIR --gt DIR [--out FILE]``.
+
+Layouts:
+
+* ``--gt DIR`` holds ``Annotations/<video>/<frame>.png`` (palette PNGs whose
+  pixel value is the object id) and ``meta_expressions.json``
+  (``videos -> <video> -> {frames: [...], expressions: {<exp_id>: {exp, obj_id}}}``);
+  ``--meta FILE`` points at the json elsewhere.
+* ``--pred DIR`` holds ``<video>/<exp_id>/<frame>.png`` binary masks (the
+  official submission layout; any non-zero pixel is foreground).
+
+Each expression is one object: its ground truth on a frame is
+``Annotations == obj_id``. Reported: J&F, J, F with DAVIS recall and decay
+(means over expressions), and overall IoU, mean IoU and precision@0.5..0.9
+over all (expression, frame) pairs. The table goes to stdout, the json (summary
+and per-expression J, F) to ``--out`` (default ``<pred>/evaluation.json``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from train import metrics
+
+class EvaluationError(Exception):
+    """A missing or malformed input; its message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """One referring expression: the annotated object and the frames to evaluate."""
+
+    video: str
+    exp_id: str
+    obj_id: int
+    frames: tuple[str, ...]
+
+
+def load_expressions(meta_path: Path) -> list[Expression]:
+    """Read ``meta_expressions.json`` into a list of :class:`Expression`, in file order."""
+    if not meta_path.is_file():
+        raise EvaluationError(f"meta expressions file not found: {meta_path}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvaluationError(f"cannot read {meta_path}: {exc}") from exc
+    videos = meta.get("videos") if isinstance(meta, dict) else None
+    if not isinstance(videos, dict):
+        raise EvaluationError(f"{meta_path} has no 'videos' mapping")
+    expressions = []
+    for video, entry in videos.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("expressions"), dict):
+            raise EvaluationError(f"{meta_path}: video '{video}' has no 'expressions' mapping")
+        frames = entry.get("frames")
+        if not isinstance(frames, list) or not frames:
+            raise EvaluationError(f"{meta_path}: video '{video}' has no 'frames' list")
+        for exp_id, exp in entry["expressions"].items():
+            if not isinstance(exp, dict) or "obj_id" not in exp:
+                raise EvaluationError(
+                    f"{meta_path}: expression '{exp_id}' of video '{video}' has no obj_id "
+                    "(ground truth needs a split with annotations)"
+                )
+            try:
+                obj_id = int(exp["obj_id"])
+            except (TypeError, ValueError) as exc:
+                raise EvaluationError(
+                    f"{meta_path}: expression '{exp_id}' of video '{video}' has a non-integer obj_id"
+                ) from exc
+            expressions.append(Expression(video, str(exp_id), obj_id, tuple(str(f) for f in frames)))
+    if not expressions:
+        raise EvaluationError(f"{meta_path} lists no expressions")
+    return expressions
+
+
+def _read_png(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise EvaluationError(f"missing {what} mask: {path}")
+    try:
+        with Image.open(path) as image:
+            return np.array(image)
+    except OSError as exc:
+        raise EvaluationError(f"cannot read {what} mask {path}: {exc}") from exc
+
+
+def read_label_map(path: Path) -> np.ndarray:
+    """Ground-truth label map ``[H, W]`` (pixel value = object id) from a palette or grey PNG."""
+    labels = _read_png(path, "ground-truth")
+    if labels.ndim != 2:
+        raise EvaluationError(f"ground-truth mask is not a palette/grey PNG: {path}")
+    return labels
+
+
+def read_binary_mask(path: Path) -> np.ndarray:
+    """Predicted mask ``[H, W]`` bool: any non-zero pixel (in any channel) is foreground."""
+    mask = _read_png(path, "predicted")
+    return mask.any(axis=-1) if mask.ndim == 3 else mask > 0
+
+
+def _progress(done: int, total: int) -> None:
+    sys.stderr.write(f"\r  evaluating videos {done}/{total}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def evaluate(
+    pred_dir: Path,
+    gt_dir: Path,
+    meta_path: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Evaluate every expression of the ground truth; returns the json-ready result.
+
+    Keys: ``summary`` (J&F, J, J-Recall, J-Decay, F, F-Recall, F-Decay,
+    overall IoU, mean IoU as fractions, and ``P@0.5`` .. ``P@0.9``), ``counts``
+    (videos, expressions, frames) and ``per_expression``
+    (``"<video>/<exp_id>" -> {"J", "F", "J&F"}``). Raises :class:`EvaluationError`.
+    """
+    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    if not pred_dir.is_dir():
+        raise EvaluationError(f"prediction folder not found: {pred_dir}")
+    if not gt_dir.is_dir():
+        raise EvaluationError(f"ground-truth folder not found: {gt_dir}")
+    annotations = gt_dir / "Annotations"
+    if not annotations.is_dir():
+        raise EvaluationError(f"ground-truth folder has no Annotations/ folder: {gt_dir}")
+    expressions = load_expressions(meta_path if meta_path is not None else gt_dir / "meta_expressions.json")
+
+    by_video: dict[str, list[Expression]] = {}
+    for exp in expressions:
+        by_video.setdefault(exp.video, []).append(exp)
+
+    results, per_expression, inters, unions = [], {}, [], []
+    for done, (video, video_exps) in enumerate(by_video.items(), start=1):
+        label_maps = {
+            frame: read_label_map(annotations / video / f"{frame}.png")
+            for frame in dict.fromkeys(f for e in video_exps for f in e.frames)
+        }
+        for exp in video_exps:
+            gt = np.stack([label_maps[f] == exp.obj_id for f in exp.frames])
+            pred = np.stack([read_binary_mask(pred_dir / video / exp.exp_id / f"{f}.png") for f in exp.frames])
+            if pred.shape != gt.shape:
+                raise EvaluationError(
+                    f"prediction size {pred.shape[1:]} differs from ground truth {gt.shape[1:]} "
+                    f"for {pred_dir / video / exp.exp_id}"
+                )
+            result = metrics.j_and_f(pred, gt)
+            results.append(result)
+            per_expression[f"{video}/{exp.exp_id}"] = {"J": result.j.mean, "F": result.f.mean, "J&F": result.j_and_f}
+            inter, union = metrics.intersection_union(pred, gt)
+            inters.append(inter)
+            unions.append(union)
+        if progress is not None:
+            progress(done, len(by_video))
+
+    inter = np.concatenate(inters)
+    union = np.concatenate(unions)
+    summary = metrics.summarize_j_and_f(results)
+    summary["overall IoU"] = metrics.overall_iou(inter, union)
+    summary["mean IoU"] = metrics.mean_iou(inter, union)
+    summary.update({f"P@{t}": v for t, v in metrics.precision_at(metrics.sample_iou(inter, union)).items()})
+    return {
+        "pred": str(pred_dir),
+        "gt": str(gt_dir),
+        "counts": {"videos": len(by_video), "expressions": len(results), "frames": int(inter.size)},
+        "summary": summary,
+        "per_expression": per_expression,
+    }
+
+
+def format_table(result: dict) -> str:
+    """The summary as a two-column text table, values in percent."""
+    counts = result["counts"]
+    lines = [
+        f"{counts['videos']} videos, {counts['expressions']} expressions, {counts['frames']} frames",
+        f"{'metric':<12}{'value (%)':>10}",
+    ]
+    for key, value in result["summary"].items():
+        lines.append(f"{key:<12}{100 * value:>10.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (0 ok, 2 bad input)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m train.evaluate",
+        description="J&F, IoU and precision@K of Ref-Youtube-VOS-layout predictions.",
+    )
+    parser.add_argument("--pred", required=True, type=Path, help="folder of <video>/<exp_id>/<frame>.png masks")
+    parser.add_argument("--gt", required=True, type=Path, help="folder with Annotations/ and meta_expressions.json")
+    parser.add_argument("--meta", type=Path, help="meta_expressions.json (default: <gt>/meta_expressions.json)")
+    parser.add_argument("--out", type=Path, help="json output file (default: <pred>/evaluation.json)")
+    args = parser.parse_args(argv)
+    try:
+        result = evaluate(args.pred, args.gt, args.meta, progress=_progress if sys.stderr.isatty() else None)
+        out = args.out if args.out is not None else args.pred / "evaluation.json"
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=2))
+        except OSError as exc:
+            raise EvaluationError(f"cannot write {out}: {exc}") from exc
+    except EvaluationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(result))
+    print(f"results written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
