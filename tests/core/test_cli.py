@@ -1,0 +1,33 @@
+"""The ``referformer segment`` command end to end, and its one-line errors."""
+import cv2
+import numpy as np
+
+from referformer_core.checkpoint import save_checkpoint
+from referformer_core.cli import main
+
+
+def test_segment_writes_one_png_per_frame(recipe_model, tokenizer_dir, tmp_path, capsys):
+    ckpt = tmp_path / "m.pth"
+    save_checkpoint(recipe_model, ckpt)
+    frames = np.random.default_rng(1).integers(0, 255, (3, 40, 56, 3), dtype=np.uint8)
+    from tests.core.test_video import write_video
+
+    video = tmp_path / "v.mp4"
+    write_video(video, frames)
+    out = tmp_path / "masks"
+    code = main(["segment", str(video), "the dog", "--checkpoint", str(ckpt), "--text-encoder", str(tokenizer_dir),
+                 "--out", str(out), "--short-side", "40"])
+    assert code == 0
+    files = sorted(out.glob("*.png"))
+    assert [f.name for f in files] == ["00000.png", "00001.png", "00002.png"]
+    mask = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (40, 56) and set(np.unique(mask)) <= {0, 255}
+    assert "3 masks written" in capsys.readouterr().out
+
+
+def test_segment_reports_a_bad_checkpoint_in_one_line(tmp_path, tokenizer_dir, capsys):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"garbage")
+    code = main(["segment", "x.mp4", "the dog", "--checkpoint", str(bad), "--text-encoder", str(tokenizer_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
