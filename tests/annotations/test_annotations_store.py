@@ -258,3 +258,30 @@ def test_killing_the_process_keeps_the_last_committed_edit(tmp_path):
         edits = [h.description for h in project.history()][edits_before:]
         assert sum(d.startswith("hand masks") for d in edits) == int(last) + 1, "no edit half-recorded"
         assert project.get_mask("v", 2, int(last) % 50).sum() == 32 * ((int(last) % 31) + 1)
+
+
+def test_import_dataset_is_all_or_nothing_even_when_copying_fails(tmp_path, monkeypatch):
+    source = make_project(tmp_path / "src", {"a": (2, 8, 8), "b": (2, 8, 8)})
+    target = make_project(tmp_path / "dst", {"existing": (1, 8, 8)})
+    folders = sorted(p.name for p in (target.folder / "frames").iterdir())
+    with pytest.raises(EditError, match="'existing' is already in the project"):
+        target.import_dataset(make_project(tmp_path / "other", {"existing": (1, 8, 8)}).dataset())
+    import shutil
+    original = shutil.copyfile
+    copies = []
+
+    def failing_copy(src, dst):
+        copies.append(dst)
+        if len(copies) == 3:
+            raise OSError("disk full")
+        return original(src, dst)
+
+    monkeypatch.setattr("annotations.store.shutil.copyfile", failing_copy)
+    with pytest.raises(OSError, match="disk full"):
+        target.import_dataset(source.dataset())
+    assert [v.name for v in target.videos()] == ["existing"]
+    assert sorted(p.name for p in (target.folder / "frames").iterdir()) == folders
+    monkeypatch.undo()
+    target.import_dataset(source.dataset())
+    assert [v.name for v in target.videos()] == ["existing", "a", "b"]
+    assert np.array_equal(target.get_masks("b", 2), source.get_masks("b", 2))
