@@ -80,6 +80,8 @@ def infer_backbone(state: Mapping[str, Tensor]) -> str:
     if "backbone.0.body.layer1.0.conv1.weight" in state:
         blocks = _count(state, r"backbone\.0\.body\.layer3\.(\d+)\.")
         return {6: "resnet50", 23: "resnet101"}.get(blocks) or _unknown_backbone(f"ResNet with {blocks} blocks in layer3")
+    if "backbone.0.body.conv_stem.weight" in state:
+        return "efficientnet_lite0"
     patch = state.get("backbone.0.body.patch_embed.proj.weight")
     if patch is None:
         _unknown_backbone("no backbone.0.body weights of a known family")

@@ -25,6 +25,9 @@ ROBERTA_BASE: dict[str, Any] = {
 class ReferFormerConfig:
     """Sizes of ReferFormer; the defaults are the official Ref-Youtube-VOS inference options.
 
+    Named configs: the official backbones (``resnet50`` … ``video_swin_b_p4w7``), ``small`` (EfficientNet-Lite0 +
+    MiniLM-L6, the light model whose pretrained parts ship offline) and ``tiny`` (for tests and overfitting runs).
+
     ``text_encoder`` holds the keyword arguments of a ``transformers`` config (``model_type`` included),
     so the model can be built without any file; weights come from the checkpoint.
     """
@@ -57,6 +60,31 @@ class ReferFormerConfig:
         return dataclasses.asdict(self)
 
 
+TINY_ROBERTA: dict[str, Any] = {
+    **ROBERTA_BASE,
+    "vocab_size": 1000,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 128,
+    "max_position_embeddings": 130,
+}
+
+MINILM_L6: dict[str, Any] = {
+    "model_type": "bert",
+    "vocab_size": 30522,
+    "hidden_size": 384,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 12,
+    "intermediate_size": 1536,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "layer_norm_eps": 1e-12,
+    "pad_token_id": 0,
+    "hidden_act": "gelu",
+}
+
+
 def _official(backbone: str) -> ReferFormerConfig:
     return ReferFormerConfig(backbone=backbone)
 
@@ -75,6 +103,9 @@ MODEL_CONFIGS: dict[str, ReferFormerConfig] = {
         "video_swin_b_p4w7",
     )
 }
+MODEL_CONFIGS["small"] = ReferFormerConfig(backbone="efficientnet_lite0", text_encoder=dict(MINILM_L6))
+MODEL_CONFIGS["tiny"] = ReferFormerConfig(backbone="efficientnet_lite0", text_encoder=dict(TINY_ROBERTA), hidden_dim=64,
+                                          enc_layers=1, dec_layers=2, dim_feedforward=128, mask_dim=64)
 
 
 def get_config(name: str) -> ReferFormerConfig:

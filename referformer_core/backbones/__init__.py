@@ -7,30 +7,25 @@ from __future__ import annotations
 
 from torch import nn
 
+from .efficientnet import EFFICIENTNET_CONFIGS, EfficientNetBackbone
 from .resnet import RESNET_CONFIGS, ResNetBackbone
+from .swin import SWIN_CONFIGS, SwinBackbone
+from .video_swin import VIDEO_SWIN_CONFIGS, VideoSwinBackbone
 
 
 def backbone_names() -> list[str]:
     """Every backbone name ``build_backbone`` accepts."""
-    names = list(RESNET_CONFIGS)
-    try:
-        from .swin import SWIN_CONFIGS
-        from .video_swin import VIDEO_SWIN_CONFIGS
-    except ImportError:
-        return names
-    return names + list(SWIN_CONFIGS) + list(VIDEO_SWIN_CONFIGS)
+    return [*RESNET_CONFIGS, *SWIN_CONFIGS, *VIDEO_SWIN_CONFIGS, *EFFICIENTNET_CONFIGS]
 
 
 def build_backbone(name: str) -> nn.Module:
     """The backbone module for an official ``--backbone`` name (``resnet50``, ``swin_t_p4w7``, ...)."""
     if name in RESNET_CONFIGS:
         return ResNetBackbone(name)
-    if name.startswith("video_swin"):
-        from .video_swin import VideoSwinBackbone
-
-        return VideoSwinBackbone(name)
-    if name.startswith("swin"):
-        from .swin import SwinBackbone
-
+    if name in SWIN_CONFIGS:
         return SwinBackbone(name)
+    if name in VIDEO_SWIN_CONFIGS:
+        return VideoSwinBackbone(name)
+    if name in EFFICIENTNET_CONFIGS:
+        return EfficientNetBackbone(name)
     raise ValueError(f"unknown backbone {name!r}; known: {', '.join(backbone_names())}")

@@ -114,3 +114,13 @@ def test_mismatching_keys_are_listed(small_model, tmp_path):
     assert "1 missing: controller.layers.0.weight" in message
     assert "1 unexpected: extra.head.weight" in message
     assert "resizer.fc.bias (7,) vs model (256,)" in message
+
+
+def test_small_and_tiny_configs_round_trip_through_plain_state_dicts(tmp_path):
+    for name in ("tiny",):
+        model = ReferFormer(get_config(name)).eval()
+        path = tmp_path / f"{name}.pth"
+        torch.save(model.state_dict(), path)
+        config = infer_config(torch.load(path, weights_only=True), text_spec=get_config(name).text_encoder)
+        assert config.backbone == "efficientnet_lite0"
+        assert config.hidden_dim == 64 and config.enc_layers == 1 and config.dec_layers == 2

@@ -16,7 +16,7 @@ def state_manifest(model: torch.nn.Module) -> list[tuple[str, list[int], bool]]:
     return [(k, list(v.shape), k in buffers) for k, v in model.state_dict().items()]
 
 
-@pytest.mark.parametrize("backbone", ["resnet50", "resnet101"])
+@pytest.mark.parametrize("backbone", ["resnet50", "resnet101", "swin_t_p4w7", "swin_l_p4w7", "video_swin_t_p4w7", "video_swin_b_p4w7"])
 def test_state_dict_matches_official_manifest(backbone):
     manifest = json.loads((FIXTURES / f"keys_{backbone}.json").read_text())
     with torch.device("meta"):

@@ -8,8 +8,9 @@ from referformer_core.parity import Fixture, compare, main, run_fixture
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def test_resnet50_matches_official_outputs():
-    fixture = Fixture.load(FIXTURES / "fixture_resnet50.pt")
+@pytest.mark.parametrize("backbone", ["resnet50", "swin_t_p4w7", "video_swin_t_p4w7"])
+def test_matches_official_outputs(backbone):
+    fixture = Fixture.load(FIXTURES / f"fixture_{backbone}.pt")
     ours = run_fixture(fixture)
     rows, ok = compare(ours, fixture.data)
     failing = [r for r in rows if not r[3]]
