@@ -516,7 +516,8 @@ class Project:
 
         ``videos``: names to include (default all).  ``objects``: ``(video, obj_id)`` pairs to include
         (default all objects of the chosen videos).  ``reviewed_only``: keep only frames whose review
-        state is ``reviewed``; frame positions in the result are renumbered accordingly.
+        state is ``reviewed``; frame positions in the result are renumbered accordingly.  Videos left
+        without frames (or, with ``objects``, without objects) are omitted.
         """
         with self._lock:
             names = [v.name for v in self.videos()] if videos is None else list(videos)
@@ -546,7 +547,7 @@ class Project:
                         if frame in position:
                             track.masks[position[frame]] = {"size": [info.height, info.width], "counts": counts}
                     data.objects.append(track)
-                if wanted is None or data.objects:
+                if data.frames and (wanted is None or data.objects):
                     out.videos.append(data)
             return out
 

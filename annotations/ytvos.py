@@ -15,6 +15,7 @@ where masks of several objects overlap, the object with the larger ``obj_id`` wi
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -58,19 +59,24 @@ def export_ytvos(dataset: Dataset, out_dir: str | Path) -> None:
 
 
 def _write_annotations(video: VideoData, folder: Path) -> dict[int, list[str]]:
-    """Write one label PNG per frame; return, per obj_id, the frames where the object is visible."""
+    """Write one label PNG per frame (2 threads); return, per obj_id, the frames where it is visible."""
     folder.mkdir(parents=True)
     tracks = sorted(video.objects, key=lambda t: t.obj_id)
-    appears: dict[int, list[str]] = {t.obj_id: [] for t in tracks}
-    for position, frame in enumerate(video.frames):
+    visible = [[t for t in tracks if position in t.masks and rle_mod.area(t.masks[position]) > 0]
+               for position in range(len(video.frames))]
+
+    def write(position: int) -> None:
         labels = np.zeros((video.height, video.width), dtype=np.uint8)
-        for track in tracks:
-            rle = track.masks.get(position)
-            if rle is not None and rle_mod.area(rle) > 0:
-                labels[rle_mod.decode(rle)] = track.obj_id
-                appears[track.obj_id].append(frame.name)
-        write_label_png(folder / f"{frame.name}.png", labels)
-    return appears
+        for track in visible[position]:
+            rle = track.masks[position]
+            x, y, w, h = (int(v) for v in rle_mod.bbox(rle))
+            window = labels[y:y + h, x:x + w]
+            window[rle_mod.decode(rle)[y:y + h, x:x + w]] = track.obj_id
+        write_label_png(folder / f"{video.frames[position].name}.png", labels)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(write, range(len(video.frames))))
+    return {t.obj_id: [f.name for f, v in zip(video.frames, visible) if any(o is t for o in v)] for t in tracks}
 
 
 def read_ytvos(root: str | Path, expressions_file: str | Path | None = None) -> Dataset:
