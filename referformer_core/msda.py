@@ -1,14 +1,38 @@
 """Multi-scale deformable attention: the one dispatch point.
 
-``ms_deform_attn`` is what the model calls. It runs the compiled kernel when one is
-available for the tensors' device, and otherwise the pure-PyTorch ``grid_sample`` path,
-which is the reference definition of the operation.
+``ms_deform_attn`` is what the model calls. It runs the compiled kernel
+(``referformer_core._C``, built from ``csrc/`` by ``setup.py``: C++/OpenMP on CPU for
+float32/float64, CUDA for float32/float64/float16/bfloat16) when one is available for the
+tensors' device and dtype, and otherwise ``ms_deform_attn_pytorch``, the ``grid_sample`` path
+that is the reference definition of the operation.
+
+The implementation can be forced per call (``impl="pytorch" | "kernel" | "auto"``) or for the
+whole process with the environment variable ``REFERFORMER_MSDA`` (same values; read at each
+call, the keyword wins).
 """
 from __future__ import annotations
+
+import functools
+import logging
+import os
+from types import ModuleType
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+MSDA_IMPL_ENV = "REFERFORMER_MSDA"
+Impl = Literal["auto", "kernel", "pytorch"]
+_IMPLS = ("auto", "kernel", "pytorch")
+_KERNEL_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+}
+
+_log = logging.getLogger(__name__)
+_notices_given: set[str] = set()
 
 
 def ms_deform_attn_pytorch(
@@ -47,12 +71,182 @@ def ms_deform_attn_pytorch(
     return output.transpose(1, 2).contiguous()
 
 
+@functools.cache
+def _extension() -> tuple[ModuleType | None, str]:
+    """The compiled module and ``""``, or ``None`` and why it could not be imported."""
+    try:
+        from referformer_core import _C
+    except ImportError as exc:
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return _C, ""
+
+
+def kernel_supports(device: torch.device | str, dtype: torch.dtype) -> bool:
+    """Whether the compiled kernel is importable and handles tensors of this device and dtype."""
+    ext, _ = _extension()
+    device = torch.device(device)
+    if ext is None or dtype not in _KERNEL_DTYPES.get(device.type, ()):
+        return False
+    return device.type == "cpu" or bool(ext.has_cuda())
+
+
+def _why_no_kernel(device: torch.device, dtype: torch.dtype) -> str:
+    """One line saying why ``kernel_supports(device, dtype)`` is false."""
+    ext, error = _extension()
+    if ext is None:
+        return f"the MSDA kernels are not built ({error}); build them with `pip install --no-build-isolation -e .`"
+    if device.type == "cuda" and not ext.has_cuda():
+        return "referformer_core._C was built without CUDA (no nvcc at build time)"
+    return f"the MSDA kernel has no {device.type} implementation for {dtype}"
+
+
+def _notice_once(reason: str) -> None:
+    """Log ``reason`` (one line) the first time it causes a fallback to the PyTorch path."""
+    if reason not in _notices_given:
+        _notices_given.add(reason)
+        _log.warning("referformer_core.msda: %s; using the pure-PyTorch path", reason)
+
+
+def _check_inputs(
+    value: Tensor,
+    spatial_shapes: Tensor,
+    level_start_index: Tensor,
+    sampling_locations: Tensor,
+    attention_weights: Tensor,
+) -> None:
+    """Raise ``TypeError``/``ValueError`` (one line) unless the inputs fit ``ms_deform_attn``.
+
+    Checks ranks, matching N/H/L/P, one floating dtype for value/locations/weights, integer
+    level tables, one device, ``spatial_shapes`` positive and covering exactly S positions,
+    and ``level_start_index`` equal to the running sum of the level sizes.
+    """
+    named = {
+        "value": value,
+        "spatial_shapes": spatial_shapes,
+        "level_start_index": level_start_index,
+        "sampling_locations": sampling_locations,
+        "attention_weights": attention_weights,
+    }
+    for name, t in named.items():
+        if not isinstance(t, Tensor):
+            raise TypeError(f"ms_deform_attn: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if not value.dtype.is_floating_point:
+        raise TypeError(f"ms_deform_attn: value must be floating point, got {value.dtype}")
+    for name in ("sampling_locations", "attention_weights"):
+        if named[name].dtype != value.dtype:
+            raise TypeError(f"ms_deform_attn: {name} is {named[name].dtype} but value is {value.dtype}")
+    for name in ("spatial_shapes", "level_start_index"):
+        if named[name].dtype.is_floating_point or named[name].dtype.is_complex or named[name].dtype == torch.bool:
+            raise TypeError(f"ms_deform_attn: {name} must be an integer tensor, got {named[name].dtype}")
+    for name in ("sampling_locations", "attention_weights"):
+        if named[name].device != value.device:
+            raise ValueError(f"ms_deform_attn: {name} is on {named[name].device} but value is on {value.device}")
+    if value.dim() != 4:
+        raise ValueError(f"ms_deform_attn: value must be [N, S, H, C], got shape {tuple(value.shape)}")
+    if sampling_locations.dim() != 6 or sampling_locations.shape[-1] != 2:
+        raise ValueError(
+            f"ms_deform_attn: sampling_locations must be [N, Lq, H, L, P, 2], got shape {tuple(sampling_locations.shape)}"
+        )
+    if spatial_shapes.dim() != 2 or spatial_shapes.shape[1] != 2:
+        raise ValueError(f"ms_deform_attn: spatial_shapes must be [L, 2], got shape {tuple(spatial_shapes.shape)}")
+    n, s, heads, _ = value.shape
+    n_l, _, h_l, levels, _, _ = sampling_locations.shape
+    if (n_l, h_l, levels) != (n, heads, spatial_shapes.shape[0]):
+        raise ValueError(
+            f"ms_deform_attn: sampling_locations {tuple(sampling_locations.shape)} does not match "
+            f"value {tuple(value.shape)} (N, H) and spatial_shapes (L={spatial_shapes.shape[0]})"
+        )
+    if attention_weights.shape != sampling_locations.shape[:-1]:
+        raise ValueError(
+            f"ms_deform_attn: attention_weights must be {tuple(sampling_locations.shape[:-1])}, "
+            f"got {tuple(attention_weights.shape)}"
+        )
+    if level_start_index.shape != (levels,):
+        raise ValueError(f"ms_deform_attn: level_start_index must be [{levels}], got shape {tuple(level_start_index.shape)}")
+    shapes = spatial_shapes.tolist()
+    if any(h <= 0 or w <= 0 for h, w in shapes):
+        raise ValueError(f"ms_deform_attn: spatial_shapes must be positive, got {shapes}")
+    sizes = [h * w for h, w in shapes]
+    if sum(sizes) != s:
+        raise ValueError(f"ms_deform_attn: spatial_shapes {shapes} cover {sum(sizes)} positions but value has S={s}")
+    expected_starts = [sum(sizes[:i]) for i in range(levels)]
+    if level_start_index.tolist() != expected_starts:
+        raise ValueError(
+            f"ms_deform_attn: level_start_index is {level_start_index.tolist()}, expected {expected_starts}"
+        )
+
+
+class _MSDAKernel(torch.autograd.Function):
+    """Autograd wrapper of the compiled forward/backward (first derivatives only)."""
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        value: Tensor,
+        spatial_shapes: Tensor,
+        level_start_index: Tensor,
+        sampling_locations: Tensor,
+        attention_weights: Tensor,
+    ) -> Tensor:
+        """``[N, Lq, H * C]`` from contiguous inputs with int64 level tables on value's device."""
+        ext, _ = _extension()
+        ctx.save_for_backward(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
+        return ext.forward(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad_output: Tensor
+    ) -> tuple[Tensor, None, None, Tensor, Tensor]:
+        """Gradients for value ``[N, S, H, C]``, locations and weights; none for the tables."""
+        ext, _ = _extension()
+        value, spatial_shapes, level_start_index, sampling_locations, attention_weights = ctx.saved_tensors
+        grad_value, grad_locations, grad_weights = ext.backward(
+            value, spatial_shapes, level_start_index, sampling_locations, attention_weights, grad_output.contiguous()
+        )
+        return grad_value, None, None, grad_locations, grad_weights
+
+
 def ms_deform_attn(
     value: Tensor,
     spatial_shapes: Tensor,
     level_start_index: Tensor,
     sampling_locations: Tensor,
     attention_weights: Tensor,
+    *,
+    impl: Impl | None = None,
 ) -> Tensor:
-    """Multi-scale deformable attention, ``[N, Lq, H * C]``; see ``ms_deform_attn_pytorch``."""
+    """Multi-scale deformable attention, ``[N, Lq, H * C]``; see ``ms_deform_attn_pytorch``.
+
+    Args:
+        value, spatial_shapes, level_start_index, sampling_locations, attention_weights: as in
+            ``ms_deform_attn_pytorch``; ``level_start_index`` must be the running sum of the
+            level sizes.
+        impl: ``"auto"`` (the kernel when it supports the device and dtype, else the PyTorch
+            path, with a one-line notice once), ``"kernel"`` (error if unsupported) or
+            ``"pytorch"``. ``None`` reads ``$REFERFORMER_MSDA``, default ``"auto"``.
+
+    Raises:
+        TypeError, ValueError: inputs of the wrong type, dtype, device or shape.
+        RuntimeError: ``impl="kernel"`` when the kernel cannot run these tensors.
+    """
+    choice = impl if impl is not None else os.environ.get(MSDA_IMPL_ENV, "auto").strip().lower() or "auto"
+    if choice not in _IMPLS:
+        source = "impl" if impl is not None else f"${MSDA_IMPL_ENV}"
+        raise ValueError(f"ms_deform_attn: {source} must be one of {', '.join(_IMPLS)}, got {choice!r}")
+    _check_inputs(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
+    if choice != "pytorch":
+        if kernel_supports(value.device, value.dtype):
+            tables = {"device": value.device, "dtype": torch.long}
+            return _MSDAKernel.apply(
+                value.contiguous(),
+                spatial_shapes.to(**tables).contiguous(),
+                level_start_index.to(**tables).contiguous(),
+                sampling_locations.contiguous(),
+                attention_weights.contiguous(),
+            )
+        reason = _why_no_kernel(value.device, value.dtype)
+        if choice == "kernel":
+            raise RuntimeError(f"ms_deform_attn: impl='kernel' requested but {reason}")
+        _notice_once(reason)
     return ms_deform_attn_pytorch(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
