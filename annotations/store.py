@@ -141,6 +141,8 @@ class MaskInfo:
 
 @dataclass(frozen=True)
 class HistoryEntry:
+    """One recorded edit; ``undone`` edits are the redo stack."""
+
     id: int
     description: str
     undone: bool
@@ -178,11 +180,13 @@ class Project:
         path = folder / DB_NAME
         if not path.is_file():
             raise ProjectError(f"{folder}: not an annotation project (no {DB_NAME})")
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
         try:
-            db = _connect(path)
+            _configure(db)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             app = db.execute("SELECT value FROM info WHERE key = 'application'").fetchone()
         except sqlite3.DatabaseError as exc:
+            db.close()
             raise ProjectError(f"{path}: not a valid project database ({exc})") from None
         if app is None or app[0] != APPLICATION:
             db.close()
@@ -711,10 +715,14 @@ class _Edit:
 
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    _configure(db)
+    return db
+
+
+def _configure(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
-    return db
 
 
 def _mask_row(key: int, frame: int, rle: rle_mod.RLE, origin: Origin, score: float | None) -> dict[str, Any]:

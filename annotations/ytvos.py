@@ -31,44 +31,63 @@ from .store import Project
 MAX_OBJ_ID = 255
 
 
+def to_ytvos_meta(dataset: Dataset) -> tuple[dict, dict]:
+    """The ``meta.json`` and ``meta_expressions.json`` documents of ``dataset`` (pure).
+
+    An object's ``frames`` are those where its mask is non-empty; ``exp_id`` counts from 0 per video.
+    """
+    meta: dict[str, dict] = {}
+    expressions: dict[str, dict] = {}
+    for video in dataset.videos:
+        tracks = sorted(video.objects, key=lambda t: t.obj_id)
+        meta[video.name] = {"objects": {
+            str(t.obj_id): {"category": t.category, "frames": [
+                f.name for p, f in enumerate(video.frames) if p in t.masks and rle_mod.area(t.masks[p]) > 0]}
+            for t in tracks}}
+        exps = [(t.obj_id, text) for t in tracks for text in t.expressions]
+        expressions[video.name] = {
+            "expressions": {str(i): {"exp": text, "obj_id": str(obj)} for i, (obj, text) in enumerate(exps)},
+            "frames": [f.name for f in video.frames],
+        }
+    return {"videos": meta}, {"videos": expressions}
+
+
 def export_ytvos(dataset: Dataset, out_dir: str | Path) -> None:
-    """Write ``dataset`` to ``out_dir`` in the Ref-Youtube-VOS layout (atomically replacing it)."""
+    """Write ``dataset`` to ``out_dir`` in the Ref-Youtube-VOS layout (atomically replacing it).
+
+    Refuses object ids above 255 (they do not fit in a palette PNG) and frame names whose sorted order
+    differs from the video order (the official loader sorts them).
+    """
     out_dir = Path(out_dir)
     for video in dataset.videos:
         too_big = [t.obj_id for t in video.objects if t.obj_id > MAX_OBJ_ID]
         if too_big:
             raise AnnotationError(f"{out_dir}: video {video.name!r}: object ids {too_big} do not fit in a "
                                   f"palette PNG (at most {MAX_OBJ_ID})")
-    meta: dict[str, dict] = {}
-    expressions: dict[str, dict] = {}
+        names = [f.name for f in video.frames]
+        if names != sorted(names):
+            raise AnnotationError(f"{out_dir}: video {video.name!r}: frame names are not in sorted order, and "
+                                  f"the Ref-Youtube-VOS loader sorts them (rename the frames, e.g. 00000, 00001)")
+    meta, expressions = to_ytvos_meta(dataset)
     with atomic_directory(out_dir) as tmp:
         for video in dataset.videos:
             copy_frames(video, tmp / "JPEGImages" / video.name)
-            appears = _write_annotations(video, tmp / "Annotations" / video.name)
-            tracks = sorted(video.objects, key=lambda t: t.obj_id)
-            meta[video.name] = {"objects": {
-                str(t.obj_id): {"category": t.category, "frames": appears[t.obj_id]} for t in tracks}}
-            exps = [(t.obj_id, text) for t in tracks for text in t.expressions]
-            expressions[video.name] = {
-                "expressions": {str(i): {"exp": text, "obj_id": str(obj)} for i, (obj, text) in enumerate(exps)},
-                "frames": [f.name for f in video.frames],
-            }
-        (tmp / "meta.json").write_text(json.dumps({"videos": meta}, ensure_ascii=False), encoding="utf-8")
-        (tmp / "meta_expressions.json").write_text(
-            json.dumps({"videos": expressions}, ensure_ascii=False), encoding="utf-8")
+            _write_annotations(video, tmp / "Annotations" / video.name)
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        (tmp / "meta_expressions.json").write_text(json.dumps(expressions, ensure_ascii=False), encoding="utf-8")
 
 
-def _write_annotations(video: VideoData, folder: Path) -> dict[int, list[str]]:
-    """Write one label PNG per frame (2 threads); return, per obj_id, the frames where it is visible."""
+def _write_annotations(video: VideoData, folder: Path) -> None:
+    """Write one label PNG per frame (2 threads); larger obj_ids paint over smaller ones."""
     folder.mkdir(parents=True)
     tracks = sorted(video.objects, key=lambda t: t.obj_id)
-    visible = [[t for t in tracks if position in t.masks and rle_mod.area(t.masks[position]) > 0]
-               for position in range(len(video.frames))]
 
     def write(position: int) -> None:
         labels = np.zeros((video.height, video.width), dtype=np.uint8)
-        for track in visible[position]:
-            rle = track.masks[position]
+        for track in tracks:
+            rle = track.masks.get(position)
+            if rle is None or rle_mod.area(rle) == 0:
+                continue
             x, y, w, h = (int(v) for v in rle_mod.bbox(rle))
             window = labels[y:y + h, x:x + w]
             window[rle_mod.decode(rle)[y:y + h, x:x + w]] = track.obj_id
@@ -76,7 +95,6 @@ def _write_annotations(video: VideoData, folder: Path) -> dict[int, list[str]]:
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(write, range(len(video.frames))))
-    return {t.obj_id: [f.name for f, v in zip(video.frames, visible) if any(o is t for o in v)] for t in tracks}
 
 
 def read_ytvos(root: str | Path, expressions_file: str | Path | None = None) -> Dataset:
@@ -86,6 +104,7 @@ def read_ytvos(root: str | Path, expressions_file: str | Path | None = None) -> 
     ``meta_expressions/<split>/``).  Videos are those of the expressions file, frames sorted by name
     as the official loader does.  Masks are stored for frames where the object is visible; a video
     without an ``Annotations/<video>`` folder (e.g. the valid split) is imported without masks.
+    Blank expressions are skipped.
     """
     root = Path(root)
     meta_file = root / "meta.json"

@@ -11,8 +11,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from annotations import (AnnotationError, Dataset, Frame, Project, Track, VideoData, export_coco, export_project,
-                         export_ytvis, export_ytvos, import_into, read_ytvos)
+from annotations import AnnotationError, Project, export_project, import_into, read_ytvos
 from annotations import images as images_mod
 from annotations_testkit import annotations_of, box_mask, frames, make_project
 
@@ -239,3 +238,14 @@ def test_random_masks_round_trip(tmp_path_factory, labels, fmt):
         (i, f"c{i}", (f"object {i}",)) for i in (1, 2, 3)]
     for obj_id in (1, 2, 3):
         assert np.array_equal(target.get_masks("vid", obj_id), labels == obj_id)
+
+
+def test_ytvos_refuses_frame_names_the_official_loader_would_reorder(tmp_path):
+    project = Project.create(tmp_path / "p")
+    project.add_video("v", frames(3, 8, 8), frame_names=["9", "10", "11"])
+    with pytest.raises(AnnotationError, match="frame names are not in sorted order"):
+        export_project(project, "ytvos", tmp_path / "out")
+    export_project(project, "ytvis", tmp_path / "out")
+    target = Project.create(tmp_path / "dst")
+    import_into(target, "ytvis", tmp_path / "out" / "instances.json")
+    assert target.frame_names("v") == ["9", "10", "11"]
