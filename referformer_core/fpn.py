@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from .attention import multihead_attention
 from .position import PositionEmbeddingSine1D
 
 
@@ -62,14 +63,13 @@ class VisionLanguageBlock(nn.Module):
         else:
             v = tgt
             key_padding_mask = tgt_key_padding_mask
-        tgt2 = self.self_attn(q, k, value=v, attn_mask=None, key_padding_mask=key_padding_mask)[0]
+        tgt2 = multihead_attention(self.self_attn, q, k, v, key_padding_mask)
         if self.sr_ratio > 1:
             tgt2 = rearrange(tgt2, "(t h w) b c -> (b t) c h w", t=t, h=new_h, w=new_w)
             tgt2 = F.interpolate(tgt2, size=(h, w), mode="bilinear", align_corners=False)
             tgt2 = rearrange(tgt2, "(b t) c h w -> (t h w) b c", t=t)
         tgt = self.norm1(tgt + self.dropout1(tgt2))
-        tgt2 = self.multihead_attn(query=tgt + query_pos, key=memory + pos, value=memory, attn_mask=None,
-                                   key_padding_mask=memory_key_padding_mask)[0]
+        tgt2 = multihead_attention(self.multihead_attn, tgt + query_pos, memory + pos, memory, memory_key_padding_mask)
         tgt = self.norm2(tgt + self.dropout2(tgt2))
         tgt2 = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
         return self.norm3(tgt + self.dropout3(tgt2))

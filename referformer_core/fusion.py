@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .attention import multihead_attention
+
 
 class VisionLanguageFusionModule(nn.Module):
     """``visual * attention(visual -> words)`` (no residual, no norm), as in the official model."""
@@ -14,6 +16,5 @@ class VisionLanguageFusionModule(nn.Module):
     def forward(self, tgt: Tensor, memory: Tensor, memory_key_padding_mask: Tensor | None, pos: Tensor | None) -> Tensor:
         """``tgt [Lv, B, C]`` visual tokens, ``memory [Lt, B, C]`` words, ``pos [Lt, B, C]`` -> ``[Lv, B, C]``."""
         key = memory if pos is None else memory + pos
-        tgt2 = self.multihead_attn(query=tgt, key=key, value=memory, attn_mask=None,
-                                   key_padding_mask=memory_key_padding_mask)[0]
+        tgt2 = multihead_attention(self.multihead_attn, tgt, key, memory, memory_key_padding_mask)
         return tgt * tgt2

@@ -114,18 +114,24 @@ class VideoPredictor:
         state.results.pop(int(obj_id), None)
 
     def run(self, state: InferenceState, progress: Progress | None = None) -> None:
-        """Run the model for every object that has no result yet; ``progress(done, total)`` after each window."""
+        """Run the model for every object without a result; ``progress(done, total)`` after each window.
+
+        The backbone runs once per window for all pending objects; their expressions go through the
+        text-conditioned parts as one batch.
+        """
         pending = [o for o in state.expressions if o not in state.results]
+        if not pending:
+            return
         windows = self._windows(state.num_frames)
-        total, done = len(pending) * len(windows), 0
+        parts: dict[int, list] = {o: [] for o in pending}
+        for done, (start, end) in enumerate(windows, start=1):
+            outputs = self._forward(state.frames[start:end], [state.expressions[o] for o in pending])
+            for obj_id, output in zip(pending, outputs):
+                parts[obj_id].append(output)
+            if progress is not None:
+                progress(done, len(windows))
         for obj_id in pending:
-            parts = []
-            for start, end in windows:
-                parts.append(self._forward(state.frames[start:end], state.expressions[obj_id]))
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-            state.results[obj_id] = ObjectResult(*(torch.cat(p, 0) for p in zip(*parts)))
+            state.results[obj_id] = ObjectResult(*(torch.cat(p, 0) for p in zip(*parts[obj_id])))
 
     def propagate_in_video(self, state: InferenceState, progress: Progress | None = None
                            ) -> Iterator[tuple[int, list[int], np.ndarray]]:
@@ -177,16 +183,18 @@ class VideoPredictor:
         size = num_frames if not self.window else self.window
         return [(s, min(s + size, num_frames)) for s in range(0, num_frames, size)]
 
-    def _forward(self, frames: Tensor, text: str) -> tuple[Tensor, Tensor, Tensor]:
-        """``frames [t, 3, h, w]`` uint8 -> logits ``[t, Q]``, boxes ``[t, Q, 4]``, mask logits ``[t, Q, h/4, w/4]``."""
-        ids, attention = tokenize(self.tokenizer, [text], self.device)
+    def _forward(self, frames: Tensor, texts: list[str]) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """``frames [t, 3, h, w]`` uint8 and N expressions -> per expression: logits ``[t, Q]``,
+        boxes ``[t, Q, 4]``, mask logits ``[t, Q, h/4, w/4]``."""
+        ids, attention = tokenize(self.tokenizer, texts, self.device)
         x = normalize_frames(frames.to(self.device))[None]
         sizes = torch.tensor([x.shape[-2:]], device=self.device)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.half else nullcontext()
         with torch.inference_mode(), autocast:
-            out = self.model(x, self.model.encode_text(ids, attention), sizes)
-        return (out["pred_logits"][0].float().max(-1)[0].cpu(), out["pred_boxes"][0].float().cpu(),
-                out["pred_masks"][0].float().cpu())
+            out = self.model.decode(self.model.encode_frames(x), self.model.encode_text(ids, attention), sizes)
+        logits = out["pred_logits"].float().max(-1)[0].cpu()
+        boxes, masks = out["pred_boxes"].float().cpu(), out["pred_masks"].float().cpu()
+        return [(logits[i], boxes[i], masks[i]) for i in range(len(texts))]
 
     def _upsample(self, logits: Tensor, size: tuple[int, int]) -> np.ndarray:
         """``[N, h, w]`` mask logits -> ``[N, H, W]`` bool at the original size."""

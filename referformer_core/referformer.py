@@ -37,6 +37,35 @@ class TextFeatures:
     sentence: Tensor
 
 
+@dataclass
+class VisualFeatures:
+    """Text-independent features of ``batch`` clips of ``num_frames`` frames; tensors are ``[batch*T, ...]``.
+
+    ``features``: backbone outputs at strides 4-32 with their padding ``feature_masks`` and encodings ``poses``;
+    ``projections``: the input projections feeding the transformer levels (strides 8-64), with their masks/poses;
+    ``mask``: the input padding mask ``[batch*T, H, W]``.
+    """
+
+    batch: int
+    num_frames: int
+    mask: Tensor
+    features: list[Tensor]
+    feature_masks: list[Tensor]
+    poses: list[Tensor]
+    projections: list[Tensor]
+    proj_masks: list[Tensor]
+    proj_poses: list[Tensor]
+
+    def repeat(self, n: int) -> "VisualFeatures":
+        """The single clip repeated for ``n`` expressions."""
+        def rep(x: Tensor) -> Tensor:
+            return x.unsqueeze(0).expand(n, *x.shape).flatten(0, 1)
+
+        lists = [[rep(x) for x in xs] for xs in (self.features, self.feature_masks, self.poses, self.projections,
+                                                 self.proj_masks, self.proj_poses)]
+        return VisualFeatures(n, self.num_frames, rep(self.mask), *lists)
+
+
 class ReferFormer(nn.Module):
     """Referring video object segmentation: video ``[B, T, 3, H, W]`` + expression -> per-frame boxes and masks."""
 
@@ -98,6 +127,31 @@ class ReferFormer(nn.Module):
         return TextFeatures(words=self.resizer(out.last_hidden_state), mask=attention_mask.ne(1),
                             sentence=self.resizer(out.pooler_output))
 
+    def encode_frames(self, frames: Tensor, padding_mask: Tensor | None = None) -> VisualFeatures:
+        """The text-independent part: backbone features, their masks and encodings, input projections.
+
+        ``frames [B, T, 3, H, W]`` normalised, ``padding_mask [B, T, H, W]`` (True on padding) or None.
+        """
+        b, t = frames.shape[:2]
+        images = frames.flatten(0, 1)
+        if padding_mask is None:
+            mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
+        else:
+            mask = padding_mask.flatten(0, 1)
+        backbone, pos_embed = self.backbone[0], self.backbone[1]
+        features = backbone(images, t)
+        feature_masks = [F.interpolate(mask[None].float(), size=f.shape[-2:]).to(torch.bool)[0] for f in features]
+        poses = [pos_embed(m).to(f.dtype) for f, m in zip(features, feature_masks)]
+        projections = [self.input_proj[lvl](features[lvl + 1]) for lvl in range(3)]
+        proj_masks, proj_poses = feature_masks[1:], poses[1:]
+        if self.num_feature_levels > 3:
+            src = self.input_proj[3](features[-1])
+            m = F.interpolate(mask[None].float(), size=src.shape[-2:]).to(torch.bool)[0]
+            projections.append(src)
+            proj_masks.append(m)
+            proj_poses.append(pos_embed(m).to(src.dtype))
+        return VisualFeatures(b, t, mask, features, feature_masks, poses, projections, proj_masks, proj_poses)
+
     def forward(self, frames: Tensor, text: TextFeatures, image_sizes: Tensor, padding_mask: Tensor | None = None,
                 all_layers: bool = False) -> dict[str, Tensor | list]:
         """
@@ -113,29 +167,33 @@ class ReferFormer(nn.Module):
             ``pred_masks [B, T, Q, H/4, W/4]`` logits, ``reference_points [B, T, Q, 2]``,
             and ``aux_outputs`` (list of dicts of the first three) when ``all_layers``.
         """
-        b, t = frames.shape[:2]
-        images = frames.flatten(0, 1)
-        if padding_mask is None:
-            mask = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device)
-        else:
-            mask = padding_mask.flatten(0, 1)
-        backbone, pos_embed = self.backbone[0], self.backbone[1]
-        features = backbone(images, t)
-        feature_masks = [F.interpolate(mask[None].float(), size=f.shape[-2:]).to(torch.bool)[0] for f in features]
-        poses = [pos_embed(m).to(f.dtype) for f, m in zip(features, feature_masks)]
+        return self.decode(self.encode_frames(frames, padding_mask), text, image_sizes, all_layers)
 
+    def decode(self, visual: VisualFeatures, text: TextFeatures, image_sizes: Tensor,
+               all_layers: bool = False) -> dict[str, Tensor | list]:
+        """Everything that depends on the text, for ``N`` expressions.
+
+        ``visual`` holds either ``N`` clips (one per expression) or one clip shared by all ``N`` expressions
+        (the backbone then runs once for several objects). ``image_sizes [N or 1, 2]``. Outputs as ``forward``.
+        """
+        n = text.sentence.shape[0]
+        if visual.batch != n:
+            if visual.batch != 1:
+                raise ValueError(f"{visual.batch} clips for {n} expressions: give one clip, or one per expression")
+            visual = visual.repeat(n)
+            image_sizes = image_sizes.expand(n, -1)
+        b, t = n, visual.num_frames
         text_pos = self.text_pos(text.mask).permute(2, 0, 1)
         words = text.words.permute(1, 0, 2)
 
         srcs, masks, pos_list = [], [], []
         for lvl in range(self.num_feature_levels):
-            if lvl < 3:
-                src = self.input_proj[lvl](features[lvl + 1])
-                m, p = feature_masks[lvl + 1], poses[lvl + 1]
+            if lvl < len(visual.projections):
+                src, m, p = visual.projections[lvl], visual.proj_masks[lvl], visual.proj_poses[lvl]
             else:
-                src = self.input_proj[lvl](features[-1] if lvl == 3 else srcs[-1])
-                m = F.interpolate(mask[None].float(), size=src.shape[-2:]).to(torch.bool)[0]
-                p = pos_embed(m).to(src.dtype)
+                src = self.input_proj[lvl](srcs[-1])
+                m = F.interpolate(visual.mask[None].float(), size=src.shape[-2:]).to(torch.bool)[0]
+                p = self.backbone[1](m).to(src.dtype)
             h, w = src.shape[-2:]
             fused = self.fusion_module(rearrange(src, "(b t) c h w -> (t h w) b c", b=b, t=t), words, text.mask, text_pos)
             srcs.append(rearrange(fused, "(t h w) b c -> (b t) c h w", t=t, h=h, w=w))
@@ -158,7 +216,8 @@ class ReferFormer(nn.Module):
             classes.append(rearrange(self.class_embed[lvl](hs[lvl]), "(b t) q k -> b t q k", b=b, t=t))
             coords.append(rearrange(tmp.sigmoid(), "(b t) q n -> b t q n", b=b, t=t))
 
-        mask_features = self.pixel_decoder(features, feature_masks, poses, memory, text.words, text.mask, t)
+        mask_features = self.pixel_decoder(visual.features, visual.feature_masks, visual.poses, memory,
+                                           text.words, text.mask, t)
         mask_features = rearrange(mask_features, "(b t) c h w -> b t c h w", b=b, t=t)
         seg_masks = []
         for lvl in layers:

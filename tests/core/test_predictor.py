@@ -106,3 +106,21 @@ def test_missing_text_encoder(tmp_path):
 def test_text_spec_from_a_local_directory(tokenizer_dir):
     spec = text_spec_from_pretrained(str(tokenizer_dir))
     assert spec["model_type"] == "roberta" and spec["num_hidden_layers"] == 2 and spec["vocab_size"] == 1000
+
+
+def test_objects_batched_together_match_each_run_alone(predictor):
+    video = make_video(t=3)
+    texts = {1: "a red car", 2: "the man in a black shirt holding a surfboard", 3: "the cat"}
+    together = predictor.init_state(video)
+    for obj_id, text in texts.items():
+        predictor.add_expression(together, obj_id, text)
+    predictor.run(together)
+    for obj_id, text in texts.items():
+        alone = predictor.init_state(video)
+        predictor.add_expression(alone, obj_id, text)
+        predictor.run(alone)
+        a, b = together.results[obj_id], alone.results[obj_id]
+        scale = b.mask_logits.abs().max().item()
+        assert (a.mask_logits - b.mask_logits).abs().max().item() <= 1e-4 + 1e-5 * scale
+        assert (a.logits - b.logits).abs().max().item() <= 1e-4
+        assert a.best_query == b.best_query
