@@ -171,10 +171,12 @@ def _read_video(root: Path, meta_file: Path, exp_file: Path, name: str, data: ob
 
 
 def _read_masks(folder: Path, meta_file: Path, video: VideoData, tracks: dict[int, Track]) -> None:
+    """Read every frame's label PNG (2 threads) into the tracks' masks, checking size and ids."""
     if not folder.is_dir():
         return
     declared = set(tracks)
-    for position, frame in enumerate(video.frames):
+
+    def read(frame: Frame) -> dict[int, rle_mod.RLE]:
         png = folder / f"{frame.name}.png"
         labels = read_label_png(png, png, "(image)")
         if labels.shape != (video.height, video.width):
@@ -185,8 +187,12 @@ def _read_masks(folder: Path, meta_file: Path, video: VideoData, tracks: dict[in
         if undeclared:
             raise FormatError(png, "(pixel values)", f"object ids {undeclared} are not in {meta_file} "
                                                      f"videos.{video.name}.objects")
-        for obj_id, rle in rle_mod.encode_labels(labels, present).items():
-            tracks[obj_id].masks[position] = rle
+        return rle_mod.encode_labels(labels, present)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for position, encoded in enumerate(pool.map(read, video.frames)):
+            for obj_id, rle in encoded.items():
+                tracks[obj_id].masks[position] = rle
 
 
 def _obj_id(file: Path, where: str, value: object) -> int:
