@@ -14,7 +14,7 @@ def test_imagenet_weights_load_and_give_strided_features():
     after = backbone.body.conv_stem.weight
     assert not torch.equal(before, after)
     bn = backbone.body.bn1
-    assert float(bn.running_var.min()) > 0 and not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
+    assert bool((bn.running_var >= 0).all()) and not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
     with torch.inference_mode():
         feats = backbone(torch.randn(2, 3, 96, 128), 2)
     assert [tuple(f.shape[1:]) for f in feats] == [(24, 24, 32), (40, 12, 16), (112, 6, 8), (320, 3, 4)]
