@@ -9,7 +9,7 @@ forward+backward (gradients for value, locations and weights), prints a table wi
 ``pytorch time / this time`` (higher is faster), and with ``--json`` a last line holding the
 figures, including ``cpu_forward_speedup_encoder``.
 
-Usage: python benchmarks/bench_msda.py [--repeat 5] [--devices cpu,cuda] [--json]
+Usage: python benchmarks/bench_msda.py [--repeat 5] [--devices cpu,cuda] [--threads N] [--json]
 """
 from __future__ import annotations
 
@@ -86,8 +86,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per measurement (median)")
     parser.add_argument("--devices", default="cpu,cuda", help="comma-separated; cuda is skipped without a GPU")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
     parser.add_argument("--json", action="store_true", help="print a last line with the figures as json")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     devices = [d for d in args.devices.split(",") if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
 
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
                 rows.append(row)
                 print(f"{device:<6} {scenario:<8} {row['queries']:>6} {impl:<8} {fwd:>10.2f} {row['forward_speedup']:>6.2f}x "
                       f"{fwd_bwd:>11.2f} {row['forward_backward_speedup']:>6.2f}x")
-    figures: dict = {"dtype": args.dtype, "rows": rows}
+    figures: dict = {"dtype": args.dtype, "threads": torch.get_num_threads(), "rows": rows}
     for row in rows:
         if row["impl"] == "kernel":
             key = f"{row['device']}_{{}}_speedup_{row['shape']}"

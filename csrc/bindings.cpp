@@ -13,8 +13,8 @@ void check_inputs(const at::Tensor& value, const at::Tensor& spatial_shapes,
   TORCH_CHECK(sampling_locations.dim() == 6 && sampling_locations.size(5) == 2,
               "msda: sampling_locations must be [N, Lq, H, L, P, 2], got ",
               sampling_locations.sizes());
-  TORCH_CHECK(attention_weights.dim() == 5, "msda: attention_weights must be [N, Lq, H, L, P], got ",
-              attention_weights.sizes());
+  TORCH_CHECK(attention_weights.dim() == 5,
+              "msda: attention_weights must be [N, Lq, H, L, P], got ", attention_weights.sizes());
   TORCH_CHECK(spatial_shapes.dim() == 2 && spatial_shapes.size(1) == 2,
               "msda: spatial_shapes must be [L, 2], got ", spatial_shapes.sizes());
   const int64_t n_levels = spatial_shapes.size(0);
@@ -107,8 +107,11 @@ bool has_cuda() {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Multi-scale deformable attention kernels (CPU, and CUDA when compiled).";
-  m.def("forward", &msda::forward, "MSDA forward -> [N, Lq, H*C]");
+  // The kernels touch no Python objects: let other Python threads run meanwhile.
+  m.def("forward", &msda::forward, "MSDA forward -> [N, Lq, H*C]",
+        py::call_guard<py::gil_scoped_release>());
   m.def("backward", &msda::backward,
-        "MSDA backward -> [grad_value, grad_sampling_locations, grad_attention_weights]");
+        "MSDA backward -> [grad_value, grad_sampling_locations, grad_attention_weights]",
+        py::call_guard<py::gil_scoped_release>());
   m.def("has_cuda", &msda::has_cuda, "Whether the CUDA kernels were compiled in");
 }

@@ -6,8 +6,18 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+
 namespace msda {
 namespace {
+
+// Sampling points per parallel task at least: smaller problems (the decoder's handful of
+// queries) run on the calling thread instead of paying for a parallel region.
+constexpr int64_t kMinPointsPerTask = 4096;
+
+int64_t grain_for(int64_t points_per_item) {
+  return std::max<int64_t>(1, kMinPointsPerTask / std::max<int64_t>(1, points_per_item));
+}
 
 // out[c] += w * v[c] for c < n.
 template <typename scalar_t>
@@ -39,12 +49,13 @@ inline scalar_t dot(const scalar_t* __restrict__ a, const scalar_t* __restrict__
 
 template <typename scalar_t>
 void forward_impl(const scalar_t* value, const int64_t* shapes, const int64_t* starts,
-                  const scalar_t* locations, const scalar_t* weights, scalar_t* out, int64_t n_batch,
-                  int64_t n_value, int64_t n_heads, int64_t n_channels, int64_t n_levels,
-                  int64_t n_points, int64_t n_queries) {
+                  const scalar_t* locations, const scalar_t* weights, scalar_t* out,
+                  int64_t n_batch, int64_t n_value, int64_t n_heads, int64_t n_channels,
+                  int64_t n_levels, int64_t n_points, int64_t n_queries) {
   const int64_t row_stride = n_heads * n_channels;  // distance between two pixels in value
   const int64_t lp = n_levels * n_points;
-  at::parallel_for(0, n_batch * n_queries, 16, [&](int64_t begin, int64_t end) {
+  const int64_t grain = grain_for(n_heads * lp);
+  at::parallel_for(0, n_batch * n_queries, grain, [&](int64_t begin, int64_t end) {
     for (int64_t nq = begin; nq < end; ++nq) {
       const scalar_t* value_n = value + (nq / n_queries) * n_value * row_stride;
       for (int64_t h = 0; h < n_heads; ++h) {
@@ -93,7 +104,8 @@ void backward_impl(const scalar_t* value, const int64_t* shapes, const int64_t* 
                    int64_t n_levels, int64_t n_points, int64_t n_queries) {
   const int64_t row_stride = n_heads * n_channels;
   const int64_t lp = n_levels * n_points;
-  at::parallel_for(0, n_batch * n_heads * n_levels, 1, [&](int64_t begin, int64_t end) {
+  const int64_t grain = grain_for(n_queries * n_points);
+  at::parallel_for(0, n_batch * n_heads * n_levels, grain, [&](int64_t begin, int64_t end) {
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t l = unit % n_levels;
       const int64_t h = (unit / n_levels) % n_heads;

@@ -181,7 +181,8 @@ at::Tensor forward_cuda(const at::Tensor& value, const at::Tensor& spatial_shape
   if (total == 0) return out;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(), "msda_forward_cuda", [&] {
+      at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(), "msda_forward_cuda",
+      [&] {
         forward_kernel<scalar_t><<<blocks_for(total), kThreads, 0, stream>>>(
             value.data_ptr<scalar_t>(), spatial_shapes.data_ptr<int64_t>(),
             level_start_index.data_ptr<int64_t>(), sampling_locations.data_ptr<scalar_t>(),
