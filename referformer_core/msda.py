@@ -113,12 +113,14 @@ def _check_inputs(
     level_start_index: Tensor,
     sampling_locations: Tensor,
     attention_weights: Tensor,
+    mixed_dtypes: bool = False,
 ) -> None:
     """Raise ``TypeError``/``ValueError`` (one line) unless the inputs fit ``ms_deform_attn``.
 
-    Checks ranks, matching N/H/L/P, one floating dtype for value/locations/weights, integer
-    level tables, one device, ``spatial_shapes`` positive and covering exactly S positions,
-    and ``level_start_index`` equal to the running sum of the level sizes.
+    Checks ranks, matching N/H/L/P, floating value/locations/weights of one dtype (any
+    floating dtypes when ``mixed_dtypes``, as under autocast), integer level tables, one
+    device, ``spatial_shapes`` positive and covering exactly S positions, and
+    ``level_start_index`` equal to the running sum of the level sizes.
     """
     named = {
         "value": value,
@@ -130,10 +132,11 @@ def _check_inputs(
     for name, t in named.items():
         if not isinstance(t, Tensor):
             raise TypeError(f"ms_deform_attn: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if not value.dtype.is_floating_point:
-        raise TypeError(f"ms_deform_attn: value must be floating point, got {value.dtype}")
+    for name in ("value", "sampling_locations", "attention_weights"):
+        if not named[name].dtype.is_floating_point:
+            raise TypeError(f"ms_deform_attn: {name} must be floating point, got {named[name].dtype}")
     for name in ("sampling_locations", "attention_weights"):
-        if named[name].dtype != value.dtype:
+        if named[name].dtype != value.dtype and not mixed_dtypes:
             raise TypeError(f"ms_deform_attn: {name} is {named[name].dtype} but value is {value.dtype}")
     for name in ("spatial_shapes", "level_start_index"):
         if named[name].dtype.is_floating_point or named[name].dtype.is_complex or named[name].dtype == torch.bool:
@@ -226,6 +229,10 @@ def ms_deform_attn(
             path, with a one-line notice once), ``"kernel"`` (error if unsupported) or
             ``"pytorch"``. ``None`` reads ``$REFERFORMER_MSDA``, default ``"auto"``.
 
+    Under autocast for value's device, the inputs may have different floating dtypes and the
+    result is float32, as on the reference path (``grid_sample`` autocasts to float32): the
+    kernel then runs in float32.
+
     Raises:
         TypeError, ValueError: inputs of the wrong type, dtype, device or shape.
         RuntimeError: ``impl="kernel"`` when the kernel cannot run these tensors.
@@ -234,18 +241,20 @@ def ms_deform_attn(
     if choice not in _IMPLS:
         source = "impl" if impl is not None else f"${MSDA_IMPL_ENV}"
         raise ValueError(f"ms_deform_attn: {source} must be one of {', '.join(_IMPLS)}, got {choice!r}")
-    _check_inputs(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
+    autocast = isinstance(value, Tensor) and torch.is_autocast_enabled(value.device.type)
+    _check_inputs(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, autocast)
     if choice != "pytorch":
-        if kernel_supports(value.device, value.dtype):
+        dtype = torch.float32 if autocast else value.dtype
+        if kernel_supports(value.device, dtype):
             tables = {"device": value.device, "dtype": torch.long}
             return _MSDAKernel.apply(
-                value.contiguous(),
+                value.to(dtype).contiguous(),
                 spatial_shapes.to(**tables).contiguous(),
                 level_start_index.to(**tables).contiguous(),
-                sampling_locations.contiguous(),
-                attention_weights.contiguous(),
+                sampling_locations.to(dtype).contiguous(),
+                attention_weights.to(dtype).contiguous(),
             )
-        reason = _why_no_kernel(value.device, value.dtype)
+        reason = _why_no_kernel(value.device, dtype)
         if choice == "kernel":
             raise RuntimeError(f"ms_deform_attn: impl='kernel' requested but {reason}")
         _notice_once(reason)

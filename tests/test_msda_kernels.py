@@ -58,7 +58,8 @@ CASES = [
 
 def relative_error(got: Tensor, want: Tensor) -> float:
     """max |got - want| / max |want| (max |want| floored at 1e-30)."""
-    return float((got.double() - want.double()).abs().max() / want.double().abs().max().clamp_min(1e-30))
+    got, want = got.detach().double(), want.detach().double()
+    return float((got - want).abs().max() / want.abs().max().clamp_min(1e-30))
 
 
 def test_extension_is_built() -> None:
@@ -203,6 +204,7 @@ def _replace(args: tuple, index: int, new: object) -> tuple:
         (lambda a: _replace(a, 3, a[3].float()), TypeError, "sampling_locations is torch.float32"),
         (lambda a: _replace(a, 4, a[4].float()), TypeError, "attention_weights is torch.float32"),
         (lambda a: _replace(a, 0, a[0].long()), TypeError, "value must be floating point"),
+        (lambda a: _replace(a, 4, a[4].long()), TypeError, "attention_weights must be floating point"),
         (lambda a: _replace(a, 1, a[1].double()), TypeError, "spatial_shapes must be an integer"),
         (lambda a: _replace(a, 0, a[0].numpy()), TypeError, "value must be a torch.Tensor"),
         (lambda a: _replace(a, 3, a[3].to("meta")), ValueError, "sampling_locations is on meta"),
@@ -237,6 +239,24 @@ def test_extension_guards_against_out_of_bounds() -> None:
         _C.forward(value, shapes, starts, loc.transpose(0, 1).contiguous().transpose(0, 1), weights)
     with pytest.raises(RuntimeError, match="grad_output"):
         _C.backward(value, shapes, starts, loc, weights, torch.zeros(1, dtype=value.dtype))
+
+
+@needs_ext
+def test_autocast_mixed_dtypes_run_the_kernel_in_float32() -> None:
+    """As the training loop does: bf16 value, float32 locations and weights under autocast."""
+    value, shapes, starts, loc, weights = make_inputs(*CASES[1], dtype=torch.float32)
+    value = value.bfloat16().requires_grad_()
+    loc.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ms_deform_attn(value, shapes, starts, loc, weights, impl="kernel")
+        want = ms_deform_attn_pytorch(value, shapes, starts, loc, weights)
+    assert got.dtype == want.dtype == torch.float32
+    assert type(got.grad_fn).__name__ == "_MSDAKernelBackward"
+    assert relative_error(got, want) <= 1e-5
+    grad_value, grad_loc = torch.autograd.grad(got.sum(), (value, loc))
+    assert grad_value.dtype == torch.bfloat16 and grad_loc.dtype == torch.float32
+    with pytest.raises(TypeError, match="sampling_locations is torch.float32 but value is torch.bfloat16"):
+        ms_deform_attn(value, shapes, starts, loc, weights, impl="kernel")
 
 
 @needs_ext
