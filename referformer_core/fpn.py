@@ -71,7 +71,7 @@ class VisionLanguageBlock(nn.Module):
         tgt = self.norm1(tgt + self.dropout1(tgt2))
         tgt2 = multihead_attention(self.multihead_attn, tgt + query_pos, memory + pos, memory, memory_key_padding_mask)
         tgt = self.norm2(tgt + self.dropout2(tgt2))
-        tgt2 = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
+        tgt2 = self.linear2(self.dropout(F.relu(self.linear1(tgt), inplace=True)))
         return self.norm3(tgt + self.dropout3(tgt2))
 
 

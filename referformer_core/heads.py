@@ -73,6 +73,9 @@ def dynamic_mask_logits(
 ) -> Tensor:
     """Per-query masks from generated 1x1 conv filters over the shared mask features.
 
+    The official code repeats the features for every query and runs one grouped convolution; the same
+    per-pixel dot products are computed here as batched matrix products, without the repeated copy.
+
     Args:
         mask_features: ``[B, T, C, h, w]`` at ``feature_stride``.
         params: ``[B, T * Q, P]`` generated filter parameters.
@@ -85,23 +88,21 @@ def dynamic_mask_logits(
     b, t, c, h, w = mask_features.shape
     num_queries = reference_points.shape[1]
     q = num_queries // t
-    scale = torch.stack([image_sizes[:, 1], image_sizes[:, 0]], dim=1)
-    points = reference_points * scale[:, None, :]
-    feats = mask_features[:, :, None].expand(b, t, q, c, h, w)
-    if rel_coord:
-        locations = compute_locations(h, w, feature_stride, mask_features.device)
-        rel = points.reshape(b, t, q, 1, 1, 2) - locations.reshape(1, 1, 1, h, w, 2)
-        feats = torch.cat([feats, rel.permute(0, 1, 2, 5, 3, 4).to(feats.dtype)], dim=3)
-    x = feats.reshape(1, -1, h, w)
-    flat = params.flatten(0, 1)
-    num_insts = flat.shape[0]
-    splits = list(torch.split_with_sizes(flat, weight_nums + bias_nums, dim=1))
     num_layers = len(weight_nums)
-    for layer in range(num_layers):
+    splits = torch.split_with_sizes(params.reshape(b, t, q, -1), weight_nums + bias_nums, dim=-1)
+    weight0 = splits[0].reshape(b, t, q * channels, -1)
+    feats = mask_features.reshape(b, t, c, h * w)
+    x = torch.matmul(weight0[..., :c], feats).view(b, t, q, channels, h * w)
+    if rel_coord:
+        scale = torch.stack([image_sizes[:, 1], image_sizes[:, 0]], dim=1)
+        points = (reference_points * scale[:, None, :]).reshape(b, t, q, 2, 1)
+        locations = compute_locations(h, w, feature_stride, mask_features.device).t()
+        rel = (points - locations).to(x.dtype)
+        x = x + torch.matmul(weight0[..., c:].reshape(b, t, q, channels, 2), rel)
+    x = x + splits[num_layers].reshape(b, t, q, channels, 1)
+    for layer in range(1, num_layers):
+        x = F.relu(x)
         out_ch = channels if layer < num_layers - 1 else 1
-        weight = splits[layer].reshape(num_insts * out_ch, -1, 1, 1)
-        bias = splits[num_layers + layer].reshape(num_insts * out_ch)
-        x = F.conv2d(x, weight, bias=bias, stride=1, padding=0, groups=num_insts)
-        if layer < num_layers - 1:
-            x = F.relu(x)
+        weight = splits[layer].reshape(b, t, q, out_ch, channels)
+        x = torch.matmul(weight, x) + splits[num_layers + layer].reshape(b, t, q, out_ch, 1)
     return x.reshape(b, num_queries, h, w)

@@ -96,7 +96,7 @@ class DeformableEncoderLayer(nn.Module):
         """``src, pos [N, S, C]``, ``reference_points [N, S, L, 2]`` -> ``[N, S, C]``."""
         src2 = self.self_attn(src + pos, reference_points, src, spatial_shapes, level_start_index, padding_mask)
         src = self.norm1(src + self.dropout1(src2))
-        src2 = self.linear2(self.dropout2(F.relu(self.linear1(src))))
+        src2 = self.linear2(self.dropout2(F.relu(self.linear1(src), inplace=True)))
         return self.norm2(src + self.dropout3(src2))
 
 
@@ -157,7 +157,7 @@ class DeformableDecoderLayer(nn.Module):
         tgt = self.norm2(tgt + self.dropout2(tgt2))
         tgt2 = self.cross_attn(tgt + query_pos, reference_points, src, spatial_shapes, level_start_index, src_padding_mask)
         tgt = self.norm1(tgt + self.dropout1(tgt2))
-        tgt2 = self.linear2(self.dropout3(F.relu(self.linear1(tgt))))
+        tgt2 = self.linear2(self.dropout3(F.relu(self.linear1(tgt), inplace=True)))
         return self.norm3(tgt + self.dropout4(tgt2))
 
 
