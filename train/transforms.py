@@ -39,11 +39,12 @@ class AugmentOptions:
     crop_max_size: int = 600
 
 
-_LEFT_RIGHT = re.compile(r"left|right")
+_LEFT_RIGHT = re.compile(r"\b(left|right)")
 
 
 def swap_left_right(caption: str) -> str:
-    """Exchange every "left" and "right" (also inside words, as the official flip does)."""
+    """Exchange "left" and "right" at the start of words ("leftmost" too, but not "upright" or "bright", which
+    the official plain substring swap turns into "upleft", "bleft")."""
     return _LEFT_RIGHT.sub(lambda m: "right" if m.group(0) == "left" else "left", caption)
 
 
@@ -83,19 +84,20 @@ def crop(clip: Clip, top: int, left: int, height: int, width: int) -> Clip:
                 clip.masks[:, top:top + height, left:left + width].copy(), clip.caption)
 
 
-def random_crop_keeping_object(clip: Clip, rng: np.random.Generator, min_size: int, max_size: int,
-                               tries: int = 10) -> Clip:
-    """A random ``[min_size, max_size]``-sided crop (official ``RandomSizeCrop``) in which the object is still
-    visible on some frame; after ``tries`` failed draws the clip is returned uncropped."""
+def random_crop_keeping_object(clip: Clip, rng: np.random.Generator, min_size: int, max_size: int) -> Clip:
+    """A random crop with sides in ``[min_size, max_size]`` (official ``RandomSizeCrop``) placed so that it contains
+    a random pixel of the object: the object stays visible (on at least that frame). No object: uncropped."""
     h, w = clip.size
-    for _ in range(tries):
-        ch = int(rng.integers(min(min_size, h), min(h, max_size) + 1))
-        cw = int(rng.integers(min(min_size, w), min(w, max_size) + 1))
-        top = int(rng.integers(0, h - ch + 1))
-        left = int(rng.integers(0, w - cw + 1))
-        if clip.masks[:, top:top + ch, left:left + cw].any():
-            return crop(clip, top, left, ch, cw)
-    return clip
+    _, ys, xs = np.nonzero(clip.masks)
+    if ys.size == 0:
+        return clip
+    ch = int(rng.integers(min(min_size, h), min(h, max_size) + 1))
+    cw = int(rng.integers(min(min_size, w), min(w, max_size) + 1))
+    pick = int(rng.integers(ys.size))
+    y, x = int(ys[pick]), int(xs[pick])
+    top = int(rng.integers(max(0, y - ch + 1), min(h - ch, y) + 1))
+    left = int(rng.integers(max(0, x - cw + 1), min(w - cw, x) + 1))
+    return crop(clip, top, left, ch, cw)
 
 
 def photometric_distort(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
