@@ -26,7 +26,7 @@ from torch import Tensor
 
 from referformer_core.errors import ReferFormerError
 from referformer_core.video import normalize_frames
-from train.transforms import AugmentOptions, Clip, augment, resize
+from train.transforms import AugmentOptions, Clip, augment_clip, resize
 
 SIZE_DIVISIBILITY = 32
 SMALL_TRAINING_SET = 20
@@ -183,7 +183,7 @@ def frames_tensor(frames: Sequence[np.ndarray]) -> Tensor:
 class ClipDataset(torch.utils.data.Dataset):
     """Training clips: item ``i`` -> ``(frames [T, 3, H, W] normalised, target)`` (see ``clip_target``).
 
-    ``augment`` None: no augmentation (frames resized so the short side is ``options.scales[0]``).
+    With ``augment`` False clips are only resized (short side ``options.scales[0]``, long side <= ``max_size``).
     """
 
     def __init__(self, root: str | Path, records: Sequence[ExpressionRecord], num_frames: int, max_skip: int,
@@ -212,7 +212,7 @@ class ClipDataset(torch.utils.data.Dataset):
             indices = sample_frame_indices(frame_id, self.num_frames, len(record.frames), self.max_skip, rng)
             clip = read_clip(self.root, record, indices)
             if self.augment:
-                clip = augment(clip, rng, self.options)
+                clip = augment_clip(clip, rng, self.options)
             else:
                 clip = resize(clip, self.options.scales[0], self.options.max_size)
             if clip.masks.any():

@@ -102,7 +102,7 @@ def _check_vocabulary(tokenizer, model: ReferFormer, name: str) -> None:
                               f"{vocab}; pass the --text-encoder the model was trained with")
 
 
-def _load_data(config: TrainConfig, ctx: DistributedContext):
+def _load_data(config: TrainConfig):
     records = read_expressions(config.data)
     if config.val:
         return records, read_expressions(config.val), Path(config.val)
@@ -132,7 +132,7 @@ def fit(config: TrainConfig) -> TrainReport:
 
 
 def _fit(config: TrainConfig, ctx: DistributedContext, out: Path, log: MetricsLog) -> TrainReport:
-    train_records, val_records, val_root = _load_data(config, ctx)
+    train_records, val_records, val_root = _load_data(config)
     train_videos = len({r.video for r in train_records})
     if ctx.is_main and train_videos < SMALL_TRAINING_SET:
         warnings.warn(f"only {train_videos} training videos: fine-tuning may overfit; watch the held-out J&F",

@@ -123,7 +123,7 @@ def photometric_distort(frame: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def augment(clip: Clip, rng: np.random.Generator, options: AugmentOptions) -> Clip:
+def augment_clip(clip: Clip, rng: np.random.Generator, options: AugmentOptions) -> Clip:
     """The official training augmentation of one clip."""
     if rng.random() < 0.5:
         clip = hflip(clip)

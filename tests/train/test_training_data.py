@@ -9,7 +9,7 @@ import torch
 from train.__main__ import main
 from train.data import (ClipDataset, EpochBatchSampler, TrainingDataError, clip_target, collate_clips,
                         read_expressions, sample_frame_indices, split_by_video)
-from train.transforms import AugmentOptions, Clip, augment, hflip, random_crop_keeping_object, swap_left_right
+from train.transforms import AugmentOptions, Clip, augment_clip, hflip, random_crop_keeping_object, swap_left_right
 
 SMALL = AugmentOptions(scales=(64, 72), max_size=112, crop_scales=(72, 80), crop_min_size=40, crop_max_size=64)
 
@@ -91,11 +91,11 @@ def test_random_crop_keeps_the_object():
 def test_augmentation_keeps_frames_and_masks_aligned_and_is_seeded():
     clip = _clip()
     for seed in range(20):
-        out = augment(clip, np.random.default_rng(seed), SMALL)
+        out = augment_clip(clip, np.random.default_rng(seed), SMALL)
         assert min(out.size) in (64, 72) or max(out.size) <= 112
         assert out.masks.shape == (3, *out.size) and out.masks.any()
         assert out.caption in (clip.caption, "the red square on the right of the upright man")
-        again = augment(clip, np.random.default_rng(seed), SMALL)
+        again = augment_clip(clip, np.random.default_rng(seed), SMALL)
         assert all(np.array_equal(a, b) for a, b in zip(out.frames, again.frames))
 
 
@@ -147,3 +147,15 @@ def test_small_training_set_warns(tiny_config, tmp_path):
     with pytest.warns(UserWarning, match="only 2 training videos"):
         fit(tiny_config.replace(max_steps=1))
     assert json.loads((tmp_path / "run" / "report.json").read_text())["global_step"] == 1
+
+
+def test_cli_trains_and_reports_start_and_best(tiny_data, tokenizer_dir, tmp_path, capsys):
+    args = ["--data", str(tiny_data), "--out", str(tmp_path / "cli"), "--config", "tiny", "--text-encoder",
+            str(tokenizer_dir), "--num-frames", "2", "--train-scales", "64", "--max-size", "96",
+            "--eval-short-side", "64", "--num-workers", "0", "--val-fraction", "0.5", "--batch-size", "1",
+            "--epochs", "1", "--no-progress"]
+    with pytest.warns(UserWarning, match="only 1 training videos"):
+        assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("start: J&F ") and "\nbest:  J&F " in out and "(1 epochs, 4 steps)" in out  # 2 expressions x frames 0 and 2
+    assert (tmp_path / "cli" / "checkpoint_best.pth").is_file() and (tmp_path / "cli" / "metrics.jsonl").is_file()
