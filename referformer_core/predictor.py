@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint
 from .errors import ExpressionError, VideoError
 from .referformer import ReferFormer
 from .text import load_tokenizer, tokenize, validate_expression
-from .video import iter_frames, normalize_frames, resize_frame
+from .video import FrameBuffer, iter_frames, normalize_frames, resize_frame
 
 Progress = Callable[[int, int], None]
 
@@ -62,16 +62,16 @@ class Track:
 
 @dataclass
 class InferenceState:
-    """A video prepared for the model, its objects and their results."""
+    """A video prepared for the model (resized frames on disk), its objects and their results."""
 
-    frames: Tensor
+    frames: FrameBuffer
     orig_size: tuple[int, int]
     expressions: dict[int, str] = field(default_factory=dict)
     results: dict[int, ObjectResult] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
-        return self.frames.shape[0]
+        return len(self.frames)
 
 
 class VideoPredictor:
@@ -98,11 +98,11 @@ class VideoPredictor:
 
     def init_state(self, video: str | Path | np.ndarray | Iterable, stride: int = 1) -> InferenceState:
         """Decode (streamed) and resize the frames of a path, an array ``[T, H, W, 3]`` uint8, or an iterable of frames."""
-        resized, orig = [], None
+        frames, orig = FrameBuffer(), None
         for frame in iter_frames(video, stride=stride):
             orig = frame.shape[:2]
-            resized.append(resize_frame(frame, self.short_side))
-        return InferenceState(frames=torch.stack(resized), orig_size=(int(orig[0]), int(orig[1])))
+            frames.append(resize_frame(frame, self.short_side))
+        return InferenceState(frames=frames, orig_size=(int(orig[0]), int(orig[1])))
 
     def add_expression(self, state: InferenceState, obj_id: int, text: str) -> None:
         """Set (or replace) the expression of object ``obj_id``; results are computed by ``propagate_in_video``."""

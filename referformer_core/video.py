@@ -1,6 +1,7 @@
 """Video input: decode files with PyAV (streamed), accept arrays and frame iterators, resize as the official code."""
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,3 +146,45 @@ def normalize_frames(frames: Tensor) -> Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=frames.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=frames.device).view(1, 3, 1, 1)
     return (frames.float() / 255.0 - mean) / std
+
+
+class FrameBuffer:
+    """Resized frames ``[T, 3, h, w]`` uint8 written to a temporary file as they are decoded.
+
+    A long video then never sits in memory: the model reads one window at a time (``buffer[start:end]``).
+    The file is removed when the buffer is garbage-collected.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="referformer-frames-")
+        self._frame_shape: tuple[int, ...] | None = None
+        self._count = 0
+        self._map: np.memmap | None = None
+
+    def append(self, frame: Tensor) -> None:
+        """Add one ``[3, h, w]`` uint8 frame; all frames must have the same shape."""
+        if self._map is not None:
+            raise RuntimeError("frames cannot be added after reading started")
+        shape = tuple(frame.shape)
+        if self._frame_shape is None:
+            self._frame_shape = shape
+        elif shape != self._frame_shape:
+            raise VideoError(f"frame {self._count} resized to {shape}, earlier frames to {self._frame_shape}")
+        self._file.write(frame.contiguous().numpy().tobytes())
+        self._count += 1
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self._count, *(self._frame_shape or ()))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: slice) -> Tensor:
+        """A copy of the frames ``index`` selects, ``[t, 3, h, w]`` uint8."""
+        if self._count == 0:
+            raise VideoError("the video has zero frames")
+        if self._map is None:
+            self._file.flush()
+            self._map = np.memmap(self._file, dtype=np.uint8, mode="r", shape=self.shape)
+        return torch.from_numpy(np.array(self._map[index]))
