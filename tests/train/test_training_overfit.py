@@ -5,6 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
+import pytest
+import torch
+
+from referformer_core.checkpoint import load_checkpoint
+from referformer_core.text import load_tokenizer
+from train.data import read_expressions
+from train.engine import evaluate_held_out
 from train.trainer import fit
 
 
@@ -29,3 +36,22 @@ def test_tiny_model_overfits_tiny_dataset(tiny_config, tiny_data):
     records = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert len(epochs) == 20 and max(e["J&F"] for e in epochs) == report.best_score["J&F"]
+
+    best = load_checkpoint(Path(out) / "checkpoint_best.pth")
+    rescored = evaluate_held_out(best, load_tokenizer(config.text_encoder), tiny_data, read_expressions(tiny_data),
+                                 config, torch.device("cpu"))
+    assert rescored["J&F"] == pytest.approx(report.best_score["J&F"], abs=1e-6)
+
+
+def test_without_improvement_the_starting_weights_stay_best(tiny_config, tiny_data, tmp_path):
+    start = tmp_path / "start.pth"
+    frozen = tiny_config.replace(val=str(tiny_data), pretrained=str(start), lr=0.0, lr_backbone=0.0,
+                                 lr_text_encoder=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fit(tiny_config.replace(out=str(tmp_path / "pre"), max_steps=1))
+        (tmp_path / "pre" / "checkpoint.pth").rename(start)
+        report = fit(frozen)
+    assert report.best_epoch is None and report.best_score == report.start_score
+    best = load_checkpoint(Path(frozen.out) / "checkpoint_best.pth").state_dict()
+    assert all(torch.equal(v, best[k]) for k, v in load_checkpoint(start).state_dict().items())
