@@ -28,7 +28,7 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     bpe.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe.save_model(str(out))
-    tok = RobertaTokenizerFast(vocab_file=str(out / "vocab.json"), merges_file=str(out / "merges.txt"))
+    tok = RobertaTokenizerFast(vocab=str(out / "vocab.json"), merges=str(out / "merges.txt"))
     tok.save_pretrained(str(out))
     fixture = Fixture.load(FIXTURES / "fixture_resnet50.pt")
     RobertaConfig(**fixture.meta["text"]).save_pretrained(str(out))

@@ -124,3 +124,11 @@ def test_objects_batched_together_match_each_run_alone(predictor):
         assert (a.mask_logits - b.mask_logits).abs().max().item() <= 1e-4 + 1e-5 * scale
         assert (a.logits - b.logits).abs().max().item() <= 1e-4
         assert a.best_query == b.best_query
+
+
+def test_the_test_tokenizer_really_tokenizes(tokenizer_dir):
+    tokenizer = load_tokenizer(str(tokenizer_dir))
+    ids, mask = tokenize(tokenizer, ["the brown dog jumping over the fence"])
+    assert ids[0, 0].item() == 0 and ids[0, -1].item() == 2 and ids.shape[1] > 4
+    assert tokenizer.decode(ids[0], skip_special_tokens=True) == "the brown dog jumping over the fence"
+    assert int(ids.max()) < 1000
