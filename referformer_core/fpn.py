@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from .attention import multihead_attention
 from .position import PositionEmbeddingSine1D
+from .transformer import feed_forward
 
 
 class ConvNormAct(nn.Conv2d):
@@ -71,7 +72,7 @@ class VisionLanguageBlock(nn.Module):
         tgt = self.norm1(tgt + self.dropout1(tgt2))
         tgt2 = multihead_attention(self.multihead_attn, tgt + query_pos, memory + pos, memory, memory_key_padding_mask)
         tgt = self.norm2(tgt + self.dropout2(tgt2))
-        tgt2 = self.linear2(self.dropout(F.relu(self.linear1(tgt), inplace=True)))
+        tgt2 = feed_forward(tgt, self.linear1, self.linear2, self.dropout)
         return self.norm3(tgt + self.dropout3(tgt2))
 
 
