@@ -5,6 +5,7 @@ Examples::
 
     python -m train --data export/ --pretrained r50_refytvos.pth --out runs/ft --epochs 6
     python -m train --data export/ --val held_out/ --config tiny --text-encoder tok/ --out runs/tiny
+    python -m train --data ytvos/train --refcoco coco/refcoco/instances_refcoco_train.json --out runs/joint
     python -m train --resume runs/ft/checkpoint.pth --data export/ --pretrained r50_refytvos.pth --out runs/ft
 """
 from __future__ import annotations
@@ -28,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--val", default=None, help="validation folder (default: hold out --val-fraction of --data)")
     data.add_argument("--val-fraction", type=float, default=d.val_fraction,
                       help="fraction of the videos held out for validation when --val is not given (0: none)")
+    data.add_argument("--refcoco", nargs="+", default=[], metavar="JSON",
+                      help="also train on these Ref-COCO/RefCOCO+/RefCOCOg json files (official converted "
+                           "format, e.g. coco/refcoco/instances_refcoco_train.json) as one-frame clips")
+    data.add_argument("--refcoco-images", default=None, metavar="DIR",
+                      help="the --refcoco images (default: train2014/ beside each json's folder)")
     data.add_argument("--num-frames", type=int, default=d.num_frames)
     data.add_argument("--max-skip", type=int, default=d.max_skip)
     data.add_argument("--no-augment", dest="augment", action="store_false", help="no flip/photometric/crop/scales")
@@ -67,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = vars(args).copy()
-    for key in ("train_scales", "lr_drop"):
+    for key in ("train_scales", "lr_drop", "refcoco"):
         values[key] = tuple(values[key])
     return TrainConfig(**values)
 

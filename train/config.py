@@ -12,7 +12,9 @@ class TrainConfig:
     """Options of ``python -m train``; defaults follow the official ``opts.py`` for Ref-Youtube-VOS.
 
     Data: ``data`` is a Ref-Youtube-VOS-layout folder; ``val`` a second one held out for validation, or
-    else ``val_fraction`` of ``data``'s videos are held out (0 disables validation).
+    else ``val_fraction`` of ``data``'s videos are held out (0 disables validation). ``refcoco`` adds
+    Ref-COCO/RefCOCO+/RefCOCOg json files (the official converted format) to the training clips, one-frame
+    clips of the images in ``refcoco_images`` (default: ``train2014/`` beside each json's folder).
     Model: ``config`` names a ``ReferFormerConfig`` used when starting from scratch; ``pretrained`` (an
     official or our checkpoint) gives the starting weights and the model config; ``resume`` continues an
     interrupted run of ours exactly. ``text_encoder`` is the tokenizer (and, from scratch, the pretrained
@@ -26,6 +28,8 @@ class TrainConfig:
     out: str
     val: str | None = None
     val_fraction: float = 0.1
+    refcoco: tuple[str, ...] = ()
+    refcoco_images: str | None = None
     config: str = "resnet50"
     pretrained: str | None = None
     resume: str | None = None

@@ -180,6 +180,13 @@ def frames_tensor(frames: Sequence[np.ndarray]) -> Tensor:
     return normalize_frames(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous())
 
 
+def prepare_clip(clip: Clip, rng: np.random.Generator, options: AugmentOptions, augment: bool) -> Clip:
+    """The training augmentation of ``clip``, or with ``augment`` False only the resize to ``options.scales[0]``."""
+    if augment:
+        return augment_clip(clip, rng, options)
+    return resize(clip, options.scales[0], options.max_size)
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Training clips: item ``i`` -> ``(frames [T, 3, H, W] normalised, target)`` (see ``clip_target``).
 
@@ -210,15 +217,19 @@ class ClipDataset(torch.utils.data.Dataset):
             record_index, frame_id = self.items[index]
             record = self.records[record_index]
             indices = sample_frame_indices(frame_id, self.num_frames, len(record.frames), self.max_skip, rng)
-            clip = read_clip(self.root, record, indices)
-            if self.augment:
-                clip = augment_clip(clip, rng, self.options)
-            else:
-                clip = resize(clip, self.options.scales[0], self.options.max_size)
+            clip = prepare_clip(read_clip(self.root, record, indices), rng, self.options, self.augment)
             if clip.masks.any():
                 return frames_tensor(clip.frames), clip_target(clip)
             index = int(rng.integers(len(self.items)))
         raise TrainingDataError(f"{self.root}: no clip shows its object after 100 draws; are the masks empty?")
+
+
+class ConcatClipDatasets(torch.utils.data.ConcatDataset):
+    """Several clip datasets (Ref-Youtube-VOS, Ref-COCO, ...) as one, indices in order; ``set_epoch`` reaches all."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for dataset in self.datasets:
+            dataset.set_epoch(epoch)
 
 
 @dataclass

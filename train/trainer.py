@@ -25,11 +25,12 @@ from referformer_core.errors import CheckpointError
 from referformer_core.referformer import ReferFormer
 from referformer_core.text import load_pretrained_text_encoder, load_tokenizer, text_spec_from_pretrained
 from train.config import TrainConfig
-from train.data import (SMALL_TRAINING_SET, ClipDataset, EpochBatchSampler, TrainingDataError, collate_clips,
-                        read_expressions, split_by_video)
+from train.data import (SMALL_TRAINING_SET, ClipDataset, ConcatClipDatasets, EpochBatchSampler, TrainingDataError,
+                        collate_clips, read_expressions, split_by_video)
 from train.distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
 from train.engine import TrainingModel, build_criterion, build_optimizer, build_scheduler, evaluate_held_out, \
     train_one_epoch
+from train.refcoco import RefExpDataset, default_image_folder, read_refexp
 from train.state import RunState, save_training_checkpoint, restore_training_state
 from train.transforms import AugmentOptions
 
@@ -113,6 +114,16 @@ def _load_data(config: TrainConfig):
     return train, held_out, Path(config.data)
 
 
+def _refcoco_datasets(config: TrainConfig, options: AugmentOptions) -> list[RefExpDataset]:
+    """One ``RefExpDataset`` per ``config.refcoco`` json (read up front, so bad files fail before training)."""
+    datasets = []
+    for json_path in config.refcoco:
+        images = config.refcoco_images or default_image_folder(json_path)
+        datasets.append(RefExpDataset(images, read_refexp(json_path, images), config.num_frames, options,
+                                      config.augment, config.seed))
+    return datasets
+
+
 def _better(score: dict[str, float], best: dict[str, float] | None) -> bool:
     return best is None or score["J&F"] > best["J&F"]
 
@@ -133,6 +144,9 @@ def fit(config: TrainConfig) -> TrainReport:
 
 def _fit(config: TrainConfig, ctx: DistributedContext, out: Path, log: MetricsLog) -> TrainReport:
     train_records, val_records, val_root = _load_data(config)
+    options = AugmentOptions(config.train_scales, config.max_size, config.crop_scales, config.crop_min_size,
+                             config.crop_max_size)
+    refcoco = _refcoco_datasets(config, options)
     train_videos = len({r.video for r in train_records})
     if ctx.is_main and train_videos < SMALL_TRAINING_SET:
         warnings.warn(f"only {train_videos} training videos: fine-tuning may overfit; watch the held-out J&F",
@@ -157,9 +171,10 @@ def _fit(config: TrainConfig, ctx: DistributedContext, out: Path, log: MetricsLo
     trained = DistributedDataParallel(wrapped, device_ids=[ctx.device] if ctx.device.type == "cuda" else None) \
         if ctx.distributed else wrapped
 
-    dataset = ClipDataset(config.data, train_records, config.num_frames, config.max_skip,
-                          AugmentOptions(config.train_scales, config.max_size, config.crop_scales,
-                                         config.crop_min_size, config.crop_max_size), config.augment, config.seed)
+    dataset = ClipDataset(config.data, train_records, config.num_frames, config.max_skip, options, config.augment,
+                          config.seed)
+    if refcoco:
+        dataset = ConcatClipDatasets([dataset, *refcoco])
     sampler = EpochBatchSampler(len(dataset), config.batch_size, config.seed, ctx.rank, ctx.world_size)
     if sampler.steps_per_epoch() == 0:
         raise TrainingDataError(f"{config.data} gives {len(dataset)} clips, fewer than one batch of "
