@@ -9,7 +9,8 @@ Layout (the official dataset and ``annotations/`` exports)::
 One training sample per (expression, every ``num_frames``-th frame) as the official loader; a clip is that
 frame, one frame 1..``max_skip`` before and after it, and frames drawn from the rest of the video. A sample's
 randomness comes from ``(seed, epoch, index)`` only, so runs are reproducible whatever the worker count, and
-the same on one process or many.
+the same on one process or many. Ref-COCO images join as one-frame clips (``train.refcoco``, concatenated with
+``ConcatClipDatasets``).
 """
 from __future__ import annotations
 
