@@ -288,7 +288,7 @@ def test_benchmark_reports_cpu_speedup(capsys: pytest.CaptureFixture, monkeypatc
     import json
     from pathlib import Path
 
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import bench_msda
 
     bench_msda.main(["--repeat", "1", "--devices", "cpu", "--json"])

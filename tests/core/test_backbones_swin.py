@@ -19,7 +19,7 @@ from referformer_core.backbones.video_swin import (
 )
 from referformer_core.parity import recipe_tensor
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 STRIDES = (4, 8, 16, 32)
 
 
