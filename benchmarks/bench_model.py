@@ -55,7 +55,7 @@ def time_forward(model, t: int, num_expressions: int, repeats: int) -> float:
     def once() -> float:
         start = time.perf_counter()
         with torch.inference_mode():
-            model.decode(model.encode_frames(frames), model.encode_text(ids, torch.ones_like(ids)), sizes)
+            model.decode_each(model.encode_frames(frames), model.encode_text(ids, torch.ones_like(ids)), sizes)
         return time.perf_counter() - start
 
     once()

@@ -116,8 +116,8 @@ class VideoPredictor:
     def run(self, state: InferenceState, progress: Progress | None = None) -> None:
         """Run the model for every object without a result; ``progress(done, total)`` after each window.
 
-        The backbone runs once per window for all pending objects; their expressions go through the
-        text-conditioned parts as one batch.
+        The backbone runs once per window for all pending objects; their expressions then go through the
+        text-conditioned parts one after the other.
         """
         pending = [o for o in state.expressions if o not in state.results]
         if not pending:
@@ -191,10 +191,9 @@ class VideoPredictor:
         sizes = torch.tensor([x.shape[-2:]], device=self.device)
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.half else nullcontext()
         with torch.inference_mode(), autocast:
-            out = self.model.decode(self.model.encode_frames(x), self.model.encode_text(ids, attention), sizes)
-        logits = out["pred_logits"].float().max(-1)[0].cpu()
-        boxes, masks = out["pred_boxes"].float().cpu(), out["pred_masks"].float().cpu()
-        return [(logits[i], boxes[i], masks[i]) for i in range(len(texts))]
+            outs = self.model.decode_each(self.model.encode_frames(x), self.model.encode_text(ids, attention), sizes)
+        return [(out["pred_logits"][0].float().max(-1)[0].cpu(), out["pred_boxes"][0].float().cpu(),
+                 out["pred_masks"][0].float().cpu()) for out in outs]
 
     def _upsample(self, logits: Tensor, size: tuple[int, int]) -> np.ndarray:
         """``[N, h, w]`` mask logits -> ``[N, H, W]`` bool at the original size."""

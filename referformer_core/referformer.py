@@ -36,6 +36,13 @@ class TextFeatures:
     mask: Tensor
     sentence: Tensor
 
+    def __len__(self) -> int:
+        return self.sentence.shape[0]
+
+    def select(self, index: int) -> "TextFeatures":
+        """The features of expression ``index`` alone (batch of one)."""
+        return TextFeatures(self.words[index:index + 1], self.mask[index:index + 1], self.sentence[index:index + 1])
+
 
 @dataclass
 class VisualFeatures:
@@ -168,6 +175,14 @@ class ReferFormer(nn.Module):
             and ``aux_outputs`` (list of dicts of the first three) when ``all_layers``.
         """
         return self.decode(self.encode_frames(frames, padding_mask), text, image_sizes, all_layers)
+
+    def decode_each(self, visual: VisualFeatures, text: TextFeatures, image_sizes: Tensor) -> list[dict[str, Tensor | list]]:
+        """``decode`` for each of ``N`` expressions in turn over one clip's shared visual features.
+
+        Everything after the backbone depends on the text, so several objects cost one backbone pass plus
+        ``N`` text-conditioned passes; one at a time keeps the memory of a single expression.
+        """
+        return [self.decode(visual, text.select(i), image_sizes) for i in range(len(text))]
 
     def decode(self, visual: VisualFeatures, text: TextFeatures, image_sizes: Tensor,
                all_layers: bool = False) -> dict[str, Tensor | list]:
