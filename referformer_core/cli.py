@@ -26,7 +26,8 @@ def segment(args: argparse.Namespace) -> int:
     from .predictor import VideoPredictor
 
     predictor = VideoPredictor.from_checkpoint(args.checkpoint, text_encoder=args.text_encoder, device=args.device,
-                                               short_side=args.short_side, window=args.window or None)
+                                               short_side=args.short_side, window=args.window or None,
+                                               autocast=args.autocast)
     state = predictor.init_state(args.video, stride=args.stride)
     predictor.add_expression(state, 1, args.expression)
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--text-encoder", default="roberta-base", help="tokenizer directory or cached model id")
     seg.add_argument("--out", default="masks", help="folder for one PNG mask per frame")
     seg.add_argument("--device", default="cpu")
+    seg.add_argument("--autocast", choices=["bf16", "fp16"], help="reduced precision (fp16 on CUDA only)")
     seg.add_argument("--short-side", type=int, default=360, help="frames are resized to this shorter side")
     seg.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
     seg.add_argument("--window", type=int, default=36, help="frames per forward pass (0: whole video)")

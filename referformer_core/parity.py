@@ -1,10 +1,17 @@
 """Check this implementation against the official ReferFormer numbers stored in a parity fixture.
 
-    python -m referformer_core.parity FIXTURE.pt [--device cpu|cuda] [--save OURS.pt]
+    python -m referformer_core.parity FIXTURE.pt [--device cpu|cuda] [--autocast bf16|fp16] [--save OURS.pt]
 
 The fixture (made by running the official code) names the backbone, the text-encoder config, the
 input sizes and the tokens; the weights follow a deterministic recipe applied per state-dict name,
 so any implementation with the official parameter names can regenerate them.
+
+Float32 must match the official float32 outputs within ``1e-4 + 1e-5 * max|official|``. Under autocast
+(bfloat16 on CPU or CUDA, float16 on CUDA) the documented, looser check is: every model output within
+``REDUCED_PRECISION_RTOL * max|official|``, the same best query, and binary masks with IoU of at least
+``REDUCED_PRECISION_MIN_IOU`` (the recipe weights leave many pixels near the threshold, so probabilities
+there are compared through the IoU only). bfloat16 on CPU uses about 0.2 of the logits' and boxes' budget and 0.56 of the masks', and
+reaches IoU 0.91 on the ResNet-50 fixture.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import math
 import pickle
 import sys
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +34,9 @@ from .referformer import ReferFormer
 
 FLOAT_OUTPUTS = ("pred_logits", "pred_boxes", "pred_masks", "reference_points", "post_probs")
 THRESHOLD_MARGIN = 1e-4
+REDUCED_PRECISION_RTOL = 0.05
+REDUCED_PRECISION_MIN_IOU = 0.85
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def recipe_tensor(name: str, reference: Tensor) -> Tensor:
@@ -67,8 +78,9 @@ class Fixture:
         return ReferFormerConfig(backbone=self.meta["backbone"], text_encoder={"model_type": "roberta", **self.meta["text"]})
 
 
-def run_fixture(fixture: Fixture, device: str = "cpu") -> dict[str, Tensor]:
-    """Build the fixture's model with recipe weights, run its input, and post-process as the official code."""
+def run_fixture(fixture: Fixture, device: str = "cpu", autocast: str | None = None) -> dict[str, Tensor]:
+    """Build the fixture's model with recipe weights, run its input (under ``autocast`` = ``bf16``/``fp16``
+    when given), and post-process as the official code."""
     meta = fixture.meta
     torch.manual_seed(0)
     model = ReferFormer(fixture.config()).eval()
@@ -77,7 +89,8 @@ def run_fixture(fixture: Fixture, device: str = "cpu") -> dict[str, Tensor]:
     t, h, w = meta["T"], meta["H"], meta["W"]
     frames = torch.randn(t, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
     input_ids = fixture.data["input_tokens"].view(1, -1).to(device)
-    with torch.inference_mode():
+    precision = torch.autocast(device, dtype=AUTOCAST_DTYPES[autocast]) if autocast else nullcontext()
+    with torch.inference_mode(), precision:
         text = model.encode_text(input_ids, torch.ones_like(input_ids))
         out = model(frames[None], text, torch.tensor([[h, w]], device=device))
     result = {k: out[k].float().cpu() for k in ("pred_logits", "pred_boxes", "pred_masks", "reference_points")}
@@ -97,19 +110,28 @@ def postprocess(pred_logits: Tensor, pred_masks: Tensor, orig_size: tuple[int, i
     return {"post_best_query": torch.tensor(best), "post_probs": probs, "post_binary": probs > threshold}
 
 
-def compare(ours: dict[str, Tensor], official: dict[str, Tensor]) -> tuple[list[tuple[str, float, float, bool]], bool]:
+def compare(ours: dict[str, Tensor], official: dict[str, Tensor], reduced_precision: bool = False
+            ) -> tuple[list[tuple[str, float, float, bool]], bool]:
     """Rows ``(output, max |diff|, tolerance, ok)`` and whether everything is within tolerance."""
     rows = []
     for key in FLOAT_OUTPUTS:
+        if reduced_precision and key == "post_probs":
+            continue
         ref = official[key].float()
         diff = (ours[key].float() - ref).abs().max().item()
-        tol = 1e-4 + 1e-5 * ref.abs().max().item()
+        scale = ref.abs().max().item()
+        tol = REDUCED_PRECISION_RTOL * scale if reduced_precision else 1e-4 + 1e-5 * scale
         rows.append((key, diff, tol, diff <= tol))
     same_query = int(ours["post_best_query"]) == int(official["post_best_query"])
     rows.append(("post_best_query", float(not same_query), 0.0, same_query))
-    near = (official["post_probs"] - 0.5).abs() < THRESHOLD_MARGIN
-    mismatched = (ours["post_binary"] != official["post_binary"].bool()) & ~near
-    rows.append(("post_binary (pixels differing)", float(mismatched.sum()), 0.0, not bool(mismatched.any())))
+    binary, ref_binary = ours["post_binary"].bool(), official["post_binary"].bool()
+    if reduced_precision:
+        iou = float((binary & ref_binary).sum() / (binary | ref_binary).sum().clamp(min=1))
+        rows.append(("post_binary (IoU, at least)", iou, REDUCED_PRECISION_MIN_IOU, iou >= REDUCED_PRECISION_MIN_IOU))
+    else:
+        near = (official["post_probs"] - 0.5).abs() < THRESHOLD_MARGIN
+        mismatched = (binary != ref_binary) & ~near
+        rows.append(("post_binary (pixels differing)", float(mismatched.sum()), 0.0, not bool(mismatched.any())))
     return rows, all(r[3] for r in rows)
 
 
@@ -117,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m referformer_core.parity", description=__doc__.split("\n")[0])
     parser.add_argument("fixture", help="parity fixture .pt made by the official code")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--autocast", choices=sorted(AUTOCAST_DTYPES),
+                        help="run under autocast (bf16: CPU or CUDA, fp16: CUDA) and use the reduced-precision check")
     parser.add_argument("--save", help="write our outputs under the fixture's keys to this .pt file")
     args = parser.parse_args(argv)
     try:
@@ -124,10 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError, KeyError, json.JSONDecodeError, pickle.UnpicklingError) as e:
         print(f"error: cannot read parity fixture {args.fixture}: {e}", file=sys.stderr)
         return 2
-    ours = run_fixture(fixture, args.device)
-    rows, ok = compare(ours, fixture.data)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but no CUDA GPU is available", file=sys.stderr)
+        return 2
+    ours = run_fixture(fixture, args.device, args.autocast)
+    rows, ok = compare(ours, fixture.data, reduced_precision=args.autocast is not None)
     print(f"parity vs official ReferFormer: {fixture.meta['backbone']}, T={fixture.meta['T']}, "
-          f"{fixture.meta['H']}x{fixture.meta['W']}, device {args.device}")
+          f"{fixture.meta['H']}x{fixture.meta['W']}, device {args.device}, {args.autocast or 'float32'}")
     print(f"{'output':<32}{'max |ours - official|':>24}{'tolerance':>14}  ok")
     for name, diff, tol, good in rows:
         print(f"{name:<32}{diff:>24.3e}{tol:>14.3e}  {'yes' if good else 'NO'}")

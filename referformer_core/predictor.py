@@ -78,7 +78,7 @@ class VideoPredictor:
     """Segment the object an expression refers to, on every frame of a video."""
 
     def __init__(self, model: ReferFormer, tokenizer, device: str | torch.device = "cpu", short_side: int = 360,
-                 threshold: float = 0.5, window: int | None = 36, half: bool = False) -> None:
+                 threshold: float = 0.5, window: int | None = 36, autocast: str | None = None) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise VideoError("device 'cuda' requested but no CUDA GPU is available")
@@ -87,7 +87,9 @@ class VideoPredictor:
         self.short_side = short_side
         self.threshold = threshold
         self.window = window
-        self.half = half and self.device.type == "cuda"
+        if autocast not in (None, "bf16", "fp16") or (autocast == "fp16" and self.device.type != "cuda"):
+            raise ValueError(f"autocast must be None, 'bf16' or (on CUDA) 'fp16', got {autocast!r}")
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, text_encoder: str = "roberta-base",
@@ -189,8 +191,9 @@ class VideoPredictor:
         ids, attention = tokenize(self.tokenizer, texts, self.device)
         x = normalize_frames(frames.to(self.device))[None]
         sizes = torch.tensor([x.shape[-2:]], device=self.device)
-        autocast = torch.autocast("cuda", dtype=torch.float16) if self.half else nullcontext()
-        with torch.inference_mode(), autocast:
+        precision = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
+                     else nullcontext())
+        with torch.inference_mode(), precision:
             outs = self.model.decode_each(self.model.encode_frames(x), self.model.encode_text(ids, attention), sizes)
         return [(out["pred_logits"][0].float().max(-1)[0].cpu(), out["pred_boxes"][0].float().cpu(),
                  out["pred_masks"][0].float().cpu()) for out in outs]

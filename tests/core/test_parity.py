@@ -32,3 +32,10 @@ def test_parity_command_rejects_a_file_that_is_not_a_fixture(tmp_path, capsys):
     bad.write_bytes(b"not a fixture")
     assert main([str(bad)]) == 2
     assert "cannot read parity fixture" in capsys.readouterr().err
+
+
+def test_bfloat16_autocast_passes_the_reduced_precision_check_but_not_the_float32_one():
+    fixture = Fixture.load(FIXTURES / "fixture_resnet50.pt")
+    ours = run_fixture(fixture, autocast="bf16")
+    assert compare(ours, fixture.data, reduced_precision=True)[1]
+    assert not compare(ours, fixture.data)[1]

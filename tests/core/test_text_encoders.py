@@ -25,6 +25,6 @@ def test_minilm_text_encoder_plugs_in_with_a_384_wide_resizer():
         ours = model.text_encoder(**ids).last_hidden_state
         ref = pretrained(**ids).last_hidden_state
     assert torch.equal(ours, ref)
-    predictor = VideoPredictor(model, tokenizer, short_side=32)
+    predictor = VideoPredictor(model, tokenizer, short_side=32, autocast="bf16")
     masks = predictor.predict(np.zeros((2, 32, 48, 3), np.uint8), "the dog on the left")
     assert masks.shape == (2, 32, 48)
