@@ -107,15 +107,18 @@ def shifted_window_mask(height: int, width: int, window_size: int, shift_size: i
 
 
 class WindowAttention(nn.Module):
-    """Multi-head self-attention inside square windows, with a learned relative position bias."""
+    """Multi-head self-attention inside windows, with a learned relative position bias.
 
-    def __init__(self, dim: int, window_size: int, num_heads: int):
+    ``relative_position_index [N, N]`` (2-D or 3-D windows of ``N`` tokens) indexes the ``table_size`` biases; windows
+    clipped smaller than the configured size use its top-left ``[n, n]`` block, as the official Video Swin.
+    """
+
+    def __init__(self, dim: int, num_heads: int, relative_position_index: Tensor, table_size: int):
         super().__init__()
-        self.window_size = window_size
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        self.register_buffer("relative_position_index", relative_position_index_2d(window_size))
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(table_size, num_heads))
+        self.register_buffer("relative_position_index", relative_position_index)
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
@@ -127,7 +130,8 @@ class WindowAttention(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]
         q = q * self.scale
         attn = q @ k.transpose(-2, -1)
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(N, N, -1)
+        index = self.relative_position_index[:N, :N].reshape(-1)
+        bias = self.relative_position_bias_table[index].reshape(N, N, -1)
         attn = attn + bias.permute(2, 0, 1).contiguous().unsqueeze(0)
         if mask is not None:
             num_windows = mask.shape[0]
@@ -147,7 +151,7 @@ class SwinBlock(nn.Module):
         self.window_size = window_size
         self.shift_size = shift_size
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, window_size, num_heads)
+        self.attn = WindowAttention(dim, num_heads, relative_position_index_2d(window_size), (2 * window_size - 1) ** 2)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))

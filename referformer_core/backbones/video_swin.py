@@ -20,7 +20,7 @@ from einops import rearrange
 from timm.layers import DropPath
 from torch import Tensor, nn
 
-from referformer_core.backbones.swin import ATTENTION_MASK_VALUE, Mlp, stochastic_depth_rates
+from referformer_core.backbones.swin import ATTENTION_MASK_VALUE, Mlp, WindowAttention, stochastic_depth_rates
 
 Size3 = tuple[int, int, int]
 
@@ -114,40 +114,6 @@ def shifted_window_mask_3d(padded_size: Size3, window_size: Size3, shift_size: S
     return mask.masked_fill(mask != 0, ATTENTION_MASK_VALUE).masked_fill(mask == 0, 0.0)
 
 
-class WindowAttention3D(nn.Module):
-    """Multi-head self-attention inside 3-D windows, with a learned relative position bias."""
-
-    def __init__(self, dim: int, window_size: Size3, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        wd, wh, ww = window_size
-        self.relative_position_bias_table = nn.Parameter(
-            torch.zeros((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1), num_heads))
-        self.register_buffer("relative_position_index", relative_position_index_3d(window_size))
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(dim, dim)
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        """``x [B*nW, N, C]``, ``mask [nW, N, N]`` or None -> ``[B*nW, N, C]``."""
-        B_, N, C = x.shape
-        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        q = q * self.scale
-        attn = q @ k.transpose(-2, -1)
-        index = self.relative_position_index[:N, :N].reshape(-1)
-        bias = self.relative_position_bias_table[index].reshape(N, N, -1)
-        attn = attn + bias.permute(2, 0, 1).contiguous().unsqueeze(0)
-        if mask is not None:
-            num_windows = mask.shape[0]
-            attn = attn.view(B_ // num_windows, num_windows, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.view(-1, self.num_heads, N, N)
-        attn = attn.softmax(dim=-1)
-        x = (attn @ v).transpose(1, 2).reshape(B_, N, C)
-        return self.proj(x)
-
-
 class SwinBlock3D(nn.Module):
     """(Shifted-)3-D-window attention and MLP, each pre-normed with a residual: ``[B, D, H, W, C]`` in and out."""
 
@@ -157,7 +123,8 @@ class SwinBlock3D(nn.Module):
         self.window_size = window_size
         self.shift_size = shift_size
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention3D(dim, window_size, num_heads)
+        self.attn = WindowAttention(dim, num_heads, relative_position_index_3d(window_size),
+                                    reduce(mul, (2 * w - 1 for w in window_size)))
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
