@@ -83,14 +83,12 @@ class CrossModalFPNDecoder(nn.Module):
 
     def __init__(self, feature_channels: list[int], conv_dim: int, mask_dim: int, dim_feedforward: int = 2048, nhead: int = 8) -> None:
         super().__init__()
-        self.feature_channels = feature_channels
         for idx, in_channels in enumerate(feature_channels):
             stage = idx + 1
             self.add_module(f"adapter_{stage}", ConvNormAct(in_channels, conv_dim, kernel_size=1, bias=False,
                                                              norm=nn.GroupNorm(8, conv_dim)))
             self.add_module(f"layer_{stage}", ConvNormAct(conv_dim, conv_dim, kernel_size=3, stride=1, padding=1,
                                                            bias=False, norm=nn.GroupNorm(8, conv_dim), relu=True))
-        self.mask_dim = mask_dim
         self.mask_features = ConvNormAct(conv_dim, mask_dim, kernel_size=3, stride=1, padding=1)
         self.text_pos = PositionEmbeddingSine1D(conv_dim)
         for idx in range(len(feature_channels)):

@@ -25,7 +25,6 @@ class Joiner(nn.Sequential):
 
     def __init__(self, backbone: nn.Module, position_embedding: PositionEmbeddingSine2D) -> None:
         super().__init__(backbone, position_embedding)
-        self.num_channels: list[int] = backbone.num_channels
 
 
 @dataclass

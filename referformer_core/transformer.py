@@ -123,7 +123,6 @@ class DeformableEncoder(nn.Module):
     def __init__(self, layer: DeformableEncoderLayer, num_layers: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
-        self.num_layers = num_layers
 
     @staticmethod
     def get_reference_points(spatial_shapes: list[tuple[int, int]], valid_ratios: Tensor, device: torch.device) -> Tensor:
@@ -186,7 +185,6 @@ class DeformableDecoder(nn.Module):
     def __init__(self, layer: DeformableDecoderLayer, num_layers: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
-        self.num_layers = num_layers
         self.bbox_embed: nn.ModuleList | None = None
 
     def forward(self, tgt: Tensor, reference_points: Tensor, src: Tensor, spatial_shapes: Tensor,
