@@ -78,3 +78,25 @@ def test_predictor_from_checkpoint_on_a_video_file(recipe_model, tokenizer_dir, 
     predictor = VideoPredictor.from_checkpoint(path, text_encoder=str(tokenizer_dir), short_side=48)
     masks = predictor.predict(video_file, "the white cat")
     assert masks.shape == (6, 48, 64) and masks.dtype == bool
+
+
+def test_frame_buffer_keeps_frames_on_disk_and_returns_windows():
+    from referformer_core.video import FrameBuffer
+
+    buffer = FrameBuffer()
+    frames = [torch.full((3, 4, 5), i, dtype=torch.uint8) for i in range(7)]
+    for f in frames:
+        buffer.append(f)
+    assert len(buffer) == 7 and buffer.shape == (7, 3, 4, 5)
+    window = buffer[2:5]
+    assert window.shape == (3, 3, 4, 5) and [int(w[0, 0, 0]) for w in window] == [2, 3, 4]
+    window[0] += 1
+    assert int(buffer[2:3][0, 0, 0, 0]) == 2
+    with pytest.raises(RuntimeError):
+        buffer.append(frames[0])
+    other = FrameBuffer()
+    other.append(frames[0])
+    with pytest.raises(VideoError, match="resized to"):
+        other.append(torch.zeros(3, 4, 6, dtype=torch.uint8))
+    with pytest.raises(VideoError, match="zero frames"):
+        FrameBuffer()[0:1]
