@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .checkpoint import load_checkpoint
-from .errors import ExpressionError, VideoError
+from .errors import ExpressionError, ReferFormerError
 from .referformer import ReferFormer
 from .text import load_tokenizer, tokenize, validate_expression
 from .video import FrameBuffer, iter_frames, normalize_frames, resize_frame
@@ -81,7 +81,7 @@ class VideoPredictor:
                  threshold: float = 0.5, window: int | None = 36, autocast: str | None = None) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise VideoError("device 'cuda' requested but no CUDA GPU is available")
+            raise ReferFormerError("device 'cuda' requested but no CUDA GPU is available")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.short_side = short_side

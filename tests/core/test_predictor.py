@@ -132,3 +132,11 @@ def test_the_test_tokenizer_really_tokenizes(tokenizer_dir):
     assert ids[0, 0].item() == 0 and ids[0, -1].item() == 2 and ids.shape[1] > 4
     assert tokenizer.decode(ids[0], skip_special_tokens=True) == "the brown dog jumping over the fence"
     assert int(ids.max()) < 1000
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(recipe_model, tokenizer_dir):
+    from referformer_core.errors import ReferFormerError
+
+    with pytest.raises(ReferFormerError, match="no CUDA GPU"):
+        VideoPredictor(recipe_model, load_tokenizer(str(tokenizer_dir)), device="cuda")
