@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from train.box_ops import box_cxcywh_to_xyxy, generalized_box_iou
-from train.matcher import HungarianMatcher, prepare_target_masks
+from train.matcher import HungarianMatcher, prepare_target_masks, sigmoid_focal_terms
 
 LOSS_NAMES = ("loss_ce", "loss_bbox", "loss_giou", "loss_mask", "loss_dice")
 
@@ -24,13 +24,7 @@ def sigmoid_focal_loss(
     inputs: logits ``[N, P, ...]``; targets: same shape, in {0, 1}. ``alpha < 0``
     disables the class-balancing factor. Returns a scalar.
     """
-    prob = inputs.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
-    p_t = prob * targets + (1 - prob) * (1 - targets)
-    loss = ce * (1 - p_t).pow(gamma)
-    if alpha >= 0:
-        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
-    return loss.mean(1).sum() / num_boxes
+    return sigmoid_focal_terms(inputs, targets, alpha, gamma).mean(1).sum() / num_boxes
 
 
 def dice_loss(inputs: torch.Tensor, targets: torch.Tensor, num_boxes: float) -> torch.Tensor:

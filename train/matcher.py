@@ -154,6 +154,21 @@ def box_costs(pred_boxes: torch.Tensor, tgt_boxes: torch.Tensor) -> tuple[torch.
     return l1, -giou
 
 
+def sigmoid_focal_terms(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
+                        ) -> torch.Tensor:
+    """Element-wise RetinaNet focal loss of ``logits`` against ``targets`` in {0, 1} (same shape).
+
+    ``alpha < 0`` disables the class-balancing factor. Shared by the mask focal cost and loss.
+    """
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = prob * targets + (1 - prob) * (1 - targets)
+    loss = ce * (1 - p_t).pow(gamma)
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return loss
+
+
 def mask_focal_cost(
     pred_masks: torch.Tensor, tgt_mask: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
 ) -> torch.Tensor:
@@ -162,13 +177,7 @@ def mask_focal_cost(
     pred_masks: ``[Q, P]`` logits, tgt_mask: ``[P]`` in {0, 1}. Returns ``[Q]``.
     """
     target = tgt_mask[None, :].expand_as(pred_masks)
-    prob = pred_masks.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(pred_masks, target, reduction="none")
-    p_t = prob * target + (1 - prob) * (1 - target)
-    loss = ce * (1 - p_t).pow(gamma)
-    if alpha >= 0:
-        loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
-    return loss.mean(1)
+    return sigmoid_focal_terms(pred_masks, target, alpha, gamma).mean(1)
 
 
 def mask_dice_cost(pred_masks: torch.Tensor, tgt_mask: torch.Tensor) -> torch.Tensor:
