@@ -6,7 +6,6 @@ square of the frame count. This computes the same function with fused attention 
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

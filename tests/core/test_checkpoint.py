@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from referformer_core.checkpoint import infer_config, load_checkpoint, save_checkpoint
-from referformer_core.config import ReferFormerConfig, get_config
+from referformer_core.config import get_config
 from referformer_core.errors import CheckpointError
 from referformer_core.parity import Fixture, apply_recipe
 from referformer_core.referformer import ReferFormer
