@@ -91,7 +91,8 @@ setup(
     version="0.1.0",
     description="ReferFormer (CVPR 2022) behind a video annotation studio",
     python_requires=">=3.10",
-    packages=find_packages(include=["referformer_core", "referformer_core.*", "annotations", "annotations.*", "train", "train.*"]),
+    packages=find_packages(include=["referformer_core", "referformer_core.*", "annotations", "annotations.*", "train", "train.*",
+                                    "studio", "studio.*"]),
     install_requires=[
         "torch>=2.4",
         "torchvision",
