@@ -5,6 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ConfigError
+
 ROBERTA_BASE: dict[str, Any] = {
     "model_type": "roberta",
     "vocab_size": 50265,
@@ -113,4 +115,4 @@ def get_config(name: str) -> ReferFormerConfig:
     try:
         return MODEL_CONFIGS[name]
     except KeyError:
-        raise ValueError(f"unknown model config {name!r}; known: {', '.join(MODEL_CONFIGS)}") from None
+        raise ConfigError(f"unknown model config {name!r}; known: {', '.join(MODEL_CONFIGS)}") from None

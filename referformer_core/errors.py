@@ -20,3 +20,7 @@ class ExpressionError(ReferFormerError):
 
 class VideoError(ReferFormerError):
     """The video cannot be used: unreadable, empty, frames of different sizes, too large."""
+
+
+class ConfigError(ReferFormerError, ValueError):
+    """An unknown model config or backbone name (also a ``ValueError``, as before)."""

@@ -20,7 +20,7 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)
-class VideoInfo:
+class VideoFileInfo:
     """What a video file says about itself before decoding."""
 
     path: str
@@ -30,7 +30,7 @@ class VideoInfo:
     num_frames: int | None
 
 
-def probe_video(path: str | Path) -> VideoInfo:
+def probe_video(path: str | Path) -> VideoFileInfo:
     """Size, frame rate and (when the container knows it) frame count of a video file."""
     import av
 
@@ -43,7 +43,7 @@ def probe_video(path: str | Path) -> VideoInfo:
                 raise VideoError(f"{path.name} has no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
-            return VideoInfo(str(path), stream.codec_context.width, stream.codec_context.height,
+            return VideoFileInfo(str(path), stream.codec_context.width, stream.codec_context.height,
                              float(rate) if rate else 0.0, stream.frames or None)
     except av.error.FFmpegError as e:
         raise VideoError(f"{path.name} is not a readable video ({_first_line(e)})") from e
@@ -70,11 +70,18 @@ def iter_video_frames(path: str | Path, stride: int = 1, max_frames: int = DEFAU
                     raise VideoError(f"{Path(path).name} has more than {max_frames} frames; "
                                      f"sample it (a larger frame stride) or raise the limit")
                 kept += 1
-                yield frame.to_ndarray(format="rgb24")
+                yield upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0) or 0)
     except av.error.FFmpegError as e:
         raise VideoError(f"{Path(path).name} is corrupt at frame {kept} ({_first_line(e)})") from e
     if kept == 0:
         raise VideoError(f"{Path(path).name} contains no decodable frames")
+
+
+def upright(frame: np.ndarray, rotation: float) -> np.ndarray:
+    """``[H, W, 3]`` as it should be shown: turned by ``rotation`` degrees counter-clockwise (the display matrix
+    of phone videos, as PyAV's ``VideoFrame.rotation``), rounded to quarter turns."""
+    quarter_turns = int(round(rotation / 90)) % 4
+    return np.ascontiguousarray(np.rot90(frame, k=quarter_turns)) if quarter_turns else frame
 
 
 def _first_line(e: BaseException) -> str:

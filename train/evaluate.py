@@ -27,9 +27,11 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from referformer_core.errors import ReferFormerError
 from train import metrics
 
-class EvaluationError(Exception):
+
+class EvaluationError(ReferFormerError):
     """A missing or malformed input; its message is one line for the user."""
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import ConfigError
+
 from .efficientnet import EFFICIENTNET_CONFIGS, EfficientNetBackbone
 from .resnet import RESNET_CONFIGS, ResNetBackbone
 from .swin import SWIN_CONFIGS, SwinBackbone
@@ -28,4 +30,4 @@ def build_backbone(name: str) -> nn.Module:
         return VideoSwinBackbone(name)
     if name in EFFICIENTNET_CONFIGS:
         return EfficientNetBackbone(name)
-    raise ValueError(f"unknown backbone {name!r}; known: {', '.join(backbone_names())}")
+    raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(backbone_names())}")
