@@ -61,13 +61,30 @@ class Track:
 
 
 @dataclass
+class WindowMasks:
+    """Masks of one window of frames, for every object: ``masks [N, t, H, W]`` bool at the original size,
+    ``scores [N, t]`` of the query used (``queries [N]``); ``final`` when re-sent after the best query changed."""
+
+    frames: range
+    obj_ids: list[int]
+    masks: np.ndarray
+    scores: np.ndarray
+    queries: list[int]
+    final: bool
+
+
+@dataclass
 class InferenceState:
-    """A video prepared for the model (resized frames on disk), its objects and their results."""
+    """A video prepared for the model (resized frames on disk), its objects and their results.
+
+    ``partial`` holds the outputs of the windows done so far while a run is in progress.
+    """
 
     frames: FrameBuffer
     orig_size: tuple[int, int]
     expressions: dict[int, str] = field(default_factory=dict)
     results: dict[int, ObjectResult] = field(default_factory=dict)
+    partial: dict[int, ObjectResult] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -110,19 +127,64 @@ class VideoPredictor:
         """Set (or replace) the expression of object ``obj_id``; results are computed by ``propagate_in_video``."""
         state.expressions[int(obj_id)] = validate_expression(text)
         state.results.pop(int(obj_id), None)
+        state.partial.pop(int(obj_id), None)
 
     def remove_object(self, state: InferenceState, obj_id: int) -> None:
         state.expressions.pop(int(obj_id), None)
         state.results.pop(int(obj_id), None)
+        state.partial.pop(int(obj_id), None)
 
     def run(self, state: InferenceState, progress: Progress | None = None) -> None:
-        """Run the model for every object without a result; ``progress(done, total)`` after each window.
+        """Run the model for every object without a result; ``progress(done, total)`` after each window."""
+        for _ in self._run_windows(state, progress):
+            pass
+
+    def iter_windows(self, state: InferenceState, progress: Progress | None = None) -> Iterator[WindowMasks]:
+        """Run the model window by window and yield each window's masks as soon as it is done.
+
+        Each object's masks use its best query over the frames done so far. When the last window changes an
+        object's best query, the earlier windows are yielded again with the final query (``final=True`` on
+        those), so the last masks yielded for a frame are always the official result: the query with the best
+        mean score over the whole video. Objects that already have results are yielded without re-running.
+        """
+        if not state.expressions:
+            raise ExpressionError("no object to segment: add an expression first")
+        obj_ids = sorted(state.expressions)
+        used: dict[tuple[int, int], tuple[int, ...]] = {}
+        for start, end, logits in self._run_windows(state, progress):
+            queries = tuple(int(logits[o].sigmoid().mean(0).argmax()) for o in obj_ids)
+            used[(start, end)] = queries
+            yield self._window_masks(state, obj_ids, start, end, queries, logits, final=False)
+        final = tuple(state.results[o].best_query for o in obj_ids)
+        logits = {o: state.results[o].logits for o in obj_ids}
+        for (start, end), queries in used.items():
+            if queries != final:
+                yield self._window_masks(state, obj_ids, start, end, final, logits, final=True)
+
+    def propagate_in_video(self, state: InferenceState, progress: Progress | None = None
+                           ) -> Iterator[tuple[int, list[int], np.ndarray]]:
+        """Yield ``(frame_idx, obj_ids, masks [N, H, W] bool)`` at the original resolution as each window finishes.
+
+        A frame may be yielded twice: see :meth:`iter_windows`; the last masks of a frame are the final ones.
+        """
+        for window in self.iter_windows(state, progress):
+            for i, frame_idx in enumerate(window.frames):
+                yield frame_idx, window.obj_ids, window.masks[:, i]
+
+    def _run_windows(self, state: InferenceState, progress: Progress | None
+                     ) -> Iterator[tuple[int, int, dict[int, Tensor]]]:
+        """Run pending objects window by window; yields ``(start, end, logits)`` where ``logits[obj_id]`` is
+        ``[end, Q]``: the class logits of every frame done so far. Completed objects get ``state.results``.
 
         The backbone runs once per window for all pending objects; their expressions then go through the
-        text-conditioned parts one after the other.
+        text-conditioned parts one after the other. Objects with results are served from them.
         """
         pending = [o for o in state.expressions if o not in state.results]
+        done_ids = [o for o in state.expressions if o in state.results]
         if not pending:
+            if done_ids:
+                yield from ((s, e, {o: state.results[o].logits[:e] for o in done_ids})
+                            for s, e in self._windows(state.num_frames))
             return
         windows = self._windows(state.num_frames)
         parts: dict[int, list] = {o: [] for o in pending}
@@ -130,22 +192,29 @@ class VideoPredictor:
             outputs = self._forward(state.frames[start:end], [state.expressions[o] for o in pending])
             for obj_id, output in zip(pending, outputs):
                 parts[obj_id].append(output)
+            if done == len(windows):
+                for obj_id in pending:
+                    state.results[obj_id] = ObjectResult(*(torch.cat(p, 0) for p in zip(*parts[obj_id])))
+            else:
+                for obj_id in pending:
+                    state.partial[obj_id] = ObjectResult(*(torch.cat(p, 0) for p in zip(*parts[obj_id])))
             if progress is not None:
                 progress(done, len(windows))
+            logits = {o: self._known(state, o).logits[:end] for o in state.expressions}
+            yield start, end, logits
         for obj_id in pending:
-            state.results[obj_id] = ObjectResult(*(torch.cat(p, 0) for p in zip(*parts[obj_id])))
+            state.partial.pop(obj_id, None)
 
-    def propagate_in_video(self, state: InferenceState, progress: Progress | None = None
-                           ) -> Iterator[tuple[int, list[int], np.ndarray]]:
-        """Yield ``(frame_idx, obj_ids, masks [N, H, W] bool)`` at the original resolution, frame by frame."""
-        if not state.expressions:
-            raise ExpressionError("no object to segment: add an expression first")
-        self.run(state, progress)
-        obj_ids = sorted(state.expressions)
-        best = {o: state.results[o].best_query for o in obj_ids}
-        for t in range(state.num_frames):
-            logits = torch.stack([state.results[o].mask_logits[t, best[o]] for o in obj_ids])
-            yield t, obj_ids, self._upsample(logits, state.orig_size)
+    @staticmethod
+    def _known(state: InferenceState, obj_id: int) -> ObjectResult:
+        return state.results[obj_id] if obj_id in state.results else state.partial[obj_id]
+
+    def _window_masks(self, state: InferenceState, obj_ids: list[int], start: int, end: int, queries: tuple[int, ...],
+                      logits: dict[int, Tensor], final: bool) -> WindowMasks:
+        masks = np.stack([self._upsample(self._known(state, o).mask_logits[start:end, q], state.orig_size)
+                          for o, q in zip(obj_ids, queries)])
+        scores = np.stack([logits[o][start:end, q].sigmoid().numpy() for o, q in zip(obj_ids, queries)])
+        return WindowMasks(range(start, end), list(obj_ids), masks, scores, list(queries), final)
 
     def frame_scores(self, state: InferenceState, obj_id: int) -> np.ndarray:
         """``[T]`` score of the chosen query on each frame."""
@@ -173,7 +242,8 @@ class VideoPredictor:
         """One call for scripts: ``[T, H, W]`` bool masks of the object ``expression`` refers to."""
         state = self.init_state(frames)
         self.add_expression(state, 1, expression)
-        return np.stack([masks[0] for _, _, masks in self.propagate_in_video(state)])
+        masks = {frame_idx: m[0] for frame_idx, _, m in self.propagate_in_video(state)}
+        return np.stack([masks[t] for t in range(state.num_frames)])
 
     def _result(self, state: InferenceState, obj_id: int) -> ObjectResult:
         if obj_id not in state.expressions:

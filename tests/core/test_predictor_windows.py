@@ -1,0 +1,56 @@
+"""VideoPredictor streams masks window by window, and the last masks of each frame are the official ones."""
+import numpy as np
+import pytest
+
+from referformer_core.errors import ExpressionError
+from referformer_core.predictor import VideoPredictor
+from referformer_core.text import load_tokenizer
+
+
+def make_video(t=5, h=48, w=64, seed=3):
+    return np.random.default_rng(seed).integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def windowed(recipe_model, tokenizer_dir):
+    return VideoPredictor(recipe_model, load_tokenizer(str(tokenizer_dir)), short_side=48, window=2)
+
+
+def test_windows_arrive_one_by_one_and_end_on_the_final_query(windowed):
+    state = windowed.init_state(make_video())
+    windowed.add_expression(state, 1, "the brown dog")
+    windowed.add_expression(state, 4, "a red car")
+    seen_results = []
+    last: dict[int, np.ndarray] = {}
+    windows = []
+    for window in windowed.iter_windows(state):
+        seen_results.append(set(state.results))
+        windows.append((window.frames, window.final))
+        assert window.masks.shape == (2, len(window.frames), 48, 64) and window.scores.shape == (2, len(window.frames))
+        for i, t in enumerate(window.frames):
+            last[t] = window.masks[:, i]
+    first_pass = [w for w, final in windows if not final]
+    assert first_pass == [range(0, 2), range(2, 4), range(4, 5)]
+    assert seen_results[0] == set(), "the first window must be yielded before the whole video is done"
+    assert all(final for _, final in windows[3:])
+    best = {o: state.results[o].best_query for o in (1, 4)}
+    for o_index, o in enumerate((1, 4)):
+        expected = windowed._upsample(state.results[o].mask_logits[:, best[o]], (48, 64))
+        assert np.array_equal(np.stack([last[t][o_index] for t in range(5)]), expected)
+    assert np.array_equal(windowed.frame_scores(state, 4),
+                          state.results[4].logits[:, best[4]].sigmoid().numpy())
+
+
+def test_predict_keeps_the_last_masks_of_each_frame(windowed):
+    video = make_video(seed=4)
+    masks = windowed.predict(video, "the white cat")
+    state = windowed.init_state(video)
+    windowed.add_expression(state, 1, "the white cat")
+    windowed.run(state)
+    result = state.results[1]
+    assert np.array_equal(masks, windowed._upsample(result.mask_logits[:, result.best_query], (48, 64)))
+
+
+def test_no_expression_is_an_error_before_any_work(windowed):
+    with pytest.raises(ExpressionError):
+        next(windowed.iter_windows(windowed.init_state(make_video(t=2))))
