@@ -22,6 +22,7 @@ import numpy as np
 
 from . import rle as rle_mod
 from .atomic import atomic_directory
+from .categories import OTHERS, ytvos_category
 from .checks import field, load_json, safe_name
 from .errors import AnnotationError, FormatError
 from .images import check_frames, copy_frames, jpeg_size, read_label_png, write_label_png
@@ -29,6 +30,7 @@ from .model import Dataset, Frame, Track, VideoData
 from .store import Project
 
 MAX_OBJ_ID = 255
+TYPED_CATEGORY = "studio_category"
 
 
 def to_ytvos_meta(dataset: Dataset) -> tuple[dict, dict]:
@@ -41,7 +43,7 @@ def to_ytvos_meta(dataset: Dataset) -> tuple[dict, dict]:
     for video in dataset.videos:
         tracks = sorted(video.objects, key=lambda t: t.obj_id)
         meta[video.name] = {"objects": {
-            str(t.obj_id): {"category": t.category, "frames": [
+            str(t.obj_id): {**_category_fields(t.category), "frames": [
                 f.name for p, f in enumerate(video.frames) if p in t.masks and rle_mod.area(t.masks[p]) > 0]}
             for t in tracks}}
         exps = [(t.obj_id, text) for t in tracks for text in t.expressions]
@@ -146,6 +148,8 @@ def _read_video(root: Path, meta_file: Path, exp_file: Path, name: str, data: ob
         if obj_id in tracks:
             raise FormatError(meta_file, f"{where}.objects.{key}", f"duplicate object id {obj_id}")
         category = field(meta_file, obj, "category", str, f"{where}.objects.{key}")
+        if category == OTHERS and isinstance(obj.get(TYPED_CATEGORY), str) and obj[TYPED_CATEGORY].strip():
+            category = obj[TYPED_CATEGORY].strip()
         obj_frames = field(meta_file, obj, "frames", list, f"{where}.objects.{key}")
         unknown = sorted(set(map(str, obj_frames)) - set(frame_names))
         if unknown:
@@ -193,6 +197,18 @@ def _read_masks(folder: Path, meta_file: Path, video: VideoData, tracks: dict[in
         for position, encoded in enumerate(pool.map(read, video.frames)):
             for obj_id, rle in encoded.items():
                 tracks[obj_id].masks[position] = rle
+
+
+def _category_fields(category: str) -> dict[str, str]:
+    """``{"category"}`` as the official loader needs it (one of its 65, else ``others``), plus the typed name
+    under :data:`TYPED_CATEGORY` when it had to be replaced (our reader restores it)."""
+    official = ytvos_category(category)
+    return {"category": official} if official == category else {"category": official, TYPED_CATEGORY: category}
+
+
+def unofficial_categories(dataset: Dataset) -> list[str]:
+    """Categories of ``dataset`` the official Ref-Youtube-VOS loader does not know (written as ``others``)."""
+    return sorted({t.category for v in dataset.videos for t in v.objects if ytvos_category(t.category) != t.category})
 
 
 def _obj_id(file: Path, where: str, value: object) -> int:
