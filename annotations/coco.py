@@ -9,7 +9,7 @@
 segmentation (compressed RLE), area, bbox, iscrowd}``; ``categories``.  A frame is included when at
 least one exported object has a stored mask on it (an empty stored mask makes a negative image).
 Extra keys, ignored by COCO tools, keep the video structure for re-import: ``video`` and
-``frame_index`` on images, ``obj_id`` on annotations, and a top-level ``objects`` list
+``frame_index`` on images, ``obj_id``, ``origin`` and ``score`` on annotations, and a top-level ``objects`` list
 ``{video, obj_id, category_id, expressions}``.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 from . import rle as rle_mod
 from .atomic import atomic_directory
 from .checks import field, load_json, positive_int, safe_name
-from .cocojson import category_table, read_categories, read_segmentation, split_file_name, unique_ids, write_json
+from .cocojson import (category_table, mask_extras, read_categories, read_mask_extras, read_segmentation,
+                       split_file_name, unique_ids, write_json)
 from .errors import FormatError
 from .images import check_frames
 from .model import Dataset, Frame, Track, VideoData
@@ -53,7 +54,7 @@ def to_coco(dataset: Dataset) -> tuple[dict[str, Any], list[tuple[Path, str]]]:
                     annotations.append({"id": len(annotations) + 1, "image_id": image_id,
                                         "category_id": category_ids[track.category], "segmentation": rle,
                                         "area": area, "bbox": rle_mod.bbox(rle), "iscrowd": 0,
-                                        "obj_id": track.obj_id})
+                                        "obj_id": track.obj_id, **mask_extras(track, position)})
     document = {"info": {"description": "ReferFormer Studio export"}, "licenses": [], "images": images,
                 "annotations": annotations, "categories": categories, "objects": objects}
     return document, files
@@ -138,6 +139,7 @@ def read_coco(json_file: str | Path, images_dir: str | Path | None = None) -> Da
             raise FormatError(file, f"{where}.obj_id", f"object {obj_id} has two annotations on image {image_id}")
         if rle is not None:
             track.masks[position] = rle
+            read_mask_extras(file, where, ann.get("origin"), ann.get("score"), track, position)
     for name, video in videos.items():
         video.objects = sorted(objects[name].values(), key=lambda t: t.obj_id)
     return Dataset(list(videos.values()))

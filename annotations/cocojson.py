@@ -8,7 +8,7 @@ from typing import Any
 from . import rle as rle_mod
 from .checks import field, positive_int, safe_relative_path
 from .errors import FormatError
-from .model import Dataset
+from .model import Dataset, Origin, Track
 
 
 def category_table(dataset: Dataset) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -39,6 +39,23 @@ def read_segmentation(file: Path, where: str, segmentation: Any, height: int, wi
     except ValueError as exc:
         raise FormatError(file, where, str(exc)) from None
     return rle if rle_mod.area(rle) > 0 else None
+
+
+def mask_extras(track: Track, position: int) -> dict[str, Any]:
+    """The extra keys ``origin`` and ``score`` of one stored mask (ignored by other COCO readers)."""
+    return {"origin": str(track.origins.get(position, Origin.IMPORTED)), "score": track.scores.get(position)}
+
+
+def read_mask_extras(file: Path, where: str, origin: Any, score: Any, track: Track, position: int) -> None:
+    """Validate one mask's optional ``origin`` / ``score`` (absent or null: imported, no score) into ``track``."""
+    if origin is not None:
+        if origin not in {o.value for o in Origin}:
+            raise FormatError(file, f"{where}.origin", f"must be one of {[o.value for o in Origin]}, got {origin!r}")
+        track.origins[position] = Origin(origin)
+    if score is not None:
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise FormatError(file, f"{where}.score", f"must be a number or null, got {score!r}")
+        track.scores[position] = float(score)
 
 
 def split_file_name(file: Path, where: str, value: Any) -> tuple[str | None, str]:

@@ -43,12 +43,16 @@ class Track:
 
     ``masks`` maps a frame position (index into :attr:`VideoData.frames`) to the object's RLE on that
     frame; frames without an entry are unannotated, and an empty mask means "annotated, not visible".
+    ``origins`` and ``scores`` hold, for the same positions, where a mask came from and the model's
+    score; a position without an entry is ``imported`` / no score.
     """
 
     obj_id: int
     category: str
     expressions: list[str] = field(default_factory=list)
     masks: dict[int, RLE] = field(default_factory=dict)
+    origins: dict[int, Origin] = field(default_factory=dict)
+    scores: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass

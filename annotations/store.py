@@ -7,145 +7,39 @@ Layout of a project folder::
 
 Every edit runs in one ``BEGIN IMMEDIATE`` transaction, so killing the process leaves the last
 committed edit on disk and a valid database; SQLite serialises writers and WAL lets readers in other
-processes read while one process writes.  Edits to objects, expressions, masks and review states are
-recorded in a linear undo/redo history.  Videos are identified by name and objects by
-``(video name, obj_id)``, ``obj_id`` being the per-video id (1, 2, ...) used in the exports.
+processes read while one process writes.  Every edit (adding, importing and removing videos included)
+is recorded in a linear undo/redo history (:mod:`annotations.history`); frame folders stay on disk
+while the history can bring their video back, and orphaned ones are removed on open
+(:mod:`annotations.frames`).  Videos are identified by name and objects by ``(video name, obj_id)``,
+``obj_id`` being the per-video id (1, 2, ...) used in the exports.  Tables: :mod:`annotations.schema`;
+records handed out: :mod:`annotations.records`; export/import snapshots: :mod:`annotations.bridge`.
 """
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import sqlite3
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
 
+from . import bridge
+from . import history as history_mod
 from . import rle as rle_mod
-from .atomic import write_bytes_atomic
-from .checks import safe_name
-from .errors import EditError, FormatError, ProjectError, SchemaVersionError
-from .model import Dataset, Frame, Origin, ReviewState, Track, VideoData
+from .atomic import fsync_tree
+from .errors import EditError, ProjectError
+from .frames import new_frames_dir, sweep_orphans
+from .model import Dataset, Origin, ReviewState
+from .records import (HistoryEntry, MaskInfo, ObjectInfo, VideoInfo, clean_expressions, mask_row, safe_frame_name,
+                      to_origin, to_review_state)
+from .schema import DB_NAME, create_database, open_database
 
-SCHEMA_VERSION = 1
-APPLICATION = "referformer-studio-annotations"
-DB_NAME = "project.sqlite"
 JPEG_QUALITY = 95
 
-_SCHEMA = """
-CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE videos (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    frames_dir TEXT NOT NULL UNIQUE,
-    source_path TEXT NOT NULL,
-    fps REAL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    frame_count INTEGER NOT NULL,
-    sampling TEXT NOT NULL
-);
-CREATE TABLE frames (
-    video_id INTEGER NOT NULL REFERENCES videos(id),
-    frame_index INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    source_index INTEGER NOT NULL,
-    PRIMARY KEY (video_id, frame_index),
-    UNIQUE (video_id, name)
-);
-CREATE TABLE objects (
-    id INTEGER PRIMARY KEY,
-    video_id INTEGER NOT NULL REFERENCES videos(id),
-    obj_id INTEGER NOT NULL CHECK (obj_id > 0),
-    category TEXT NOT NULL,
-    UNIQUE (video_id, obj_id)
-);
-CREATE TABLE expressions (
-    object_id INTEGER NOT NULL REFERENCES objects(id),
-    position INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    PRIMARY KEY (object_id, position)
-);
-CREATE TABLE masks (
-    object_id INTEGER NOT NULL REFERENCES objects(id),
-    frame_index INTEGER NOT NULL,
-    counts TEXT NOT NULL,
-    area INTEGER NOT NULL,
-    bbox TEXT NOT NULL,
-    origin TEXT NOT NULL CHECK (origin IN ('model', 'hand', 'propagated', 'imported')),
-    score REAL,
-    PRIMARY KEY (object_id, frame_index)
-);
-CREATE TABLE reviews (
-    video_id INTEGER NOT NULL REFERENCES videos(id),
-    frame_index INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('unreviewed', 'reviewed', 'needs_fixing')),
-    PRIMARY KEY (video_id, frame_index)
-);
-CREATE TABLE history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    description TEXT NOT NULL,
-    changes TEXT NOT NULL,
-    undone INTEGER NOT NULL DEFAULT 0
-);
-"""
-
-_KEYS = {
-    "objects": ("id",),
-    "expressions": ("object_id", "position"),
-    "masks": ("object_id", "frame_index"),
-    "reviews": ("video_id", "frame_index"),
-}
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """A video of the project; ``sampling`` says how frames were taken from the source (free-form)."""
-
-    name: str
-    source_path: str
-    fps: float | None
-    width: int
-    height: int
-    frame_count: int
-    sampling: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """An object of a video with its referring expressions (possibly several)."""
-
-    video: str
-    obj_id: int
-    category: str
-    expressions: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class MaskInfo:
-    """Metadata of one stored mask; ``bbox`` is COCO ``[x, y, w, h]``."""
-
-    video: str
-    obj_id: int
-    frame: int
-    origin: Origin
-    score: float | None
-    area: int
-    bbox: tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One recorded edit; ``undone`` edits are the redo stack."""
-
-    id: int
-    description: str
-    undone: bool
+__all__ = ["HistoryEntry", "MaskInfo", "ObjectInfo", "Project", "VideoInfo", "safe_frame_name"]
 
 
 class Project:
@@ -165,40 +59,21 @@ class Project:
             raise ProjectError(f"{folder}: cannot create a project in a folder that is not empty")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "frames").mkdir()
-        db = _connect(folder / DB_NAME)
-        db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO info VALUES ('application', ?)", (APPLICATION,))
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-        return cls(folder, db)
+        return cls(folder, create_database(folder / DB_NAME))
 
     @classmethod
     def open(cls, folder: str | Path) -> "Project":
-        """Open an existing project; refuses folders that are not projects or use another schema."""
+        """Open an existing project; refuses folders that are not projects or use another schema.
+
+        Frame folders that nothing names any more (e.g. left by a crash while adding a video) are removed.
+        """
         folder = Path(folder)
         path = folder / DB_NAME
         if not path.is_file():
             raise ProjectError(f"{folder}: not an annotation project (no {DB_NAME})")
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        try:
-            _configure(db)
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            app = db.execute("SELECT value FROM info WHERE key = 'application'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise ProjectError(f"{path}: not a valid project database ({exc})") from None
-        if app is None or app[0] != APPLICATION:
-            db.close()
-            raise ProjectError(f"{path}: info.application: not a ReferFormer Studio annotation project")
-        if version != SCHEMA_VERSION:
-            db.close()
-            age = "a newer" if version > SCHEMA_VERSION else "an older"
-            raise SchemaVersionError(
-                f"{path}: user_version: project uses schema {version}, made by {age} version of "
-                f"ReferFormer Studio; this version reads schema {SCHEMA_VERSION}"
-            )
-        return cls(folder, db)
+        project = cls(folder, open_database(path))
+        project._sweep_frames()
+        return project
 
     def close(self) -> None:
         with self._lock:
@@ -231,8 +106,8 @@ class Project:
         with self._lock:
             if self._db.execute("SELECT 1 FROM videos WHERE name = ?", (name,)).fetchone():
                 raise EditError(f"video {name!r} is already in the project")
-        folder = self._new_frames_dir(name)
-        try:
+        safe_frame_name(name, name)
+        with new_frames_dir(self.folder / "frames", name) as folder:
             count = 0
             size: tuple[int, int] | None = None
             for i, frame in enumerate(frames):
@@ -246,31 +121,34 @@ class Project:
                 ok, data = cv2.imencode(".jpg", frame[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
                 if not ok:
                     raise EditError(f"video {name!r}: frame {i}: JPEG encoding failed")
-                write_bytes_atomic(folder / f"{safe_frame_name(name, fname)}.jpg", data.tobytes())
+                (folder / f"{safe_frame_name(name, fname)}.jpg").write_bytes(data.tobytes())
                 count += 1
             if size is None:
                 raise EditError(f"video {name!r}: has no frames")
             if frame_names is not None and len(frame_names) != count:
                 raise EditError(f"video {name!r}: {len(frame_names)} frame names for {count} frames")
             names = frame_names if frame_names is not None else [f"{i:05d}" for i in range(count)]
-            self._insert_video(name, folder, names, size[0], size[1], fps, source_path, source_indices, sampling)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+            fsync_tree(folder)
+            with self._lock, self._edit(f"add video {name}") as edit:
+                if self._db.execute("SELECT 1 FROM videos WHERE name = ?", (name,)).fetchone():
+                    raise EditError(f"video {name!r} is already in the project")
+                self._put_video(edit, name, folder, names, size[0], size[1], fps, source_path, source_indices,
+                                dict(sampling or {}))
         return self.video(name)
 
     def remove_video(self, name: str) -> None:
-        """Delete a video, its objects, masks and frames.  This cannot be undone and clears the history."""
-        with self._lock, self._write():
-            vid, frames_dir = self._video_row(name, "id, frames_dir")
-            obj_ids = [r[0] for r in self._db.execute("SELECT id FROM objects WHERE video_id = ?", (vid,))]
-            for table in ("masks", "expressions"):
-                self._db.executemany(f"DELETE FROM {table} WHERE object_id = ?", [(o,) for o in obj_ids])
-            for table in ("objects", "reviews", "frames"):
-                self._db.execute(f"DELETE FROM {table} WHERE video_id = ?", (vid,))
-            self._db.execute("DELETE FROM videos WHERE id = ?", (vid,))
-            self._db.execute("DELETE FROM history")
-        shutil.rmtree(self.folder / "frames" / frames_dir, ignore_errors=True)
+        """Delete a video with its objects, masks and review states (undoable).
+
+        Its frames stay on disk while the removal can be undone; :meth:`clear_history` frees them.
+        """
+        with self._lock, self._edit(f"remove video {name}") as edit:
+            vid = self._video_row(name, "id")[0]
+            for (key,) in self._db.execute("SELECT id FROM objects WHERE video_id = ?", (vid,)).fetchall():
+                self._delete_object_rows(edit, key)
+            for table in ("reviews", "frames"):
+                for (f,) in self._db.execute(f"SELECT frame_index FROM {table} WHERE video_id = ?", (vid,)).fetchall():
+                    edit.delete(table, {"video_id": vid, "frame_index": f})
+            edit.delete("videos", {"id": vid})
 
     def videos(self) -> list[VideoInfo]:
         """All videos, in the order they were added."""
@@ -321,7 +199,7 @@ class Project:
         self, video: str, expressions: Iterable[str] = (), *, category: str = "object", obj_id: int | None = None
     ) -> ObjectInfo:
         """Add an object to ``video``; ``obj_id`` defaults to one more than the largest in the video."""
-        exps = _expressions(expressions)
+        exps = clean_expressions(expressions)
         with self._lock, self._edit(f"add object to {video}") as edit:
             vid = self._video_row(video, "id")[0]
             if obj_id is None:
@@ -340,16 +218,11 @@ class Project:
     def remove_object(self, video: str, obj_id: int) -> None:
         """Delete an object with its expressions and masks (undoable)."""
         with self._lock, self._edit(f"remove object {obj_id} of {video}") as edit:
-            key = self._object_key(video, obj_id)
-            for table in ("masks", "expressions"):
-                col = "frame_index" if table == "masks" else "position"
-                for (k,) in self._db.execute(f"SELECT {col} FROM {table} WHERE object_id = ?", (key,)).fetchall():
-                    edit.delete(table, {"object_id": key, col: k})
-            edit.delete("objects", {"id": key})
+            self._delete_object_rows(edit, self._object_key(video, obj_id))
 
     def set_expressions(self, video: str, obj_id: int, expressions: Iterable[str]) -> None:
         """Replace the referring expressions of an object (undoable)."""
-        exps = _expressions(expressions)
+        exps = clean_expressions(expressions)
         with self._lock, self._edit(f"edit expressions of object {obj_id} of {video}") as edit:
             key = self._object_key(video, obj_id)
             old = self._db.execute("SELECT COUNT(*) FROM expressions WHERE object_id = ?", (key,)).fetchone()[0]
@@ -395,7 +268,7 @@ class Project:
         scores: Mapping[int, float] | None = None,
     ) -> None:
         """Store masks ``{frame: [H, W] bool}`` of one object as a single undoable edit (e.g. propagation)."""
-        origin = _origin(origin)
+        origin = to_origin(origin)
         with self._lock:
             info = self.video(video)
             encoded = {}
@@ -409,7 +282,7 @@ class Project:
                 key = self._object_key(video, obj_id)
                 for frame, rle in encoded.items():
                     score = None if scores is None or frame not in scores else float(scores[frame])
-                    edit.put("masks", _mask_row(key, frame, rle, origin, score))
+                    edit.put("masks", mask_row(key, frame, rle, origin, score))
 
     def clear_mask(self, video: str, obj_id: int, frame: int) -> None:
         """Remove the stored mask of an object on a frame (it becomes unannotated; undoable)."""
@@ -455,7 +328,7 @@ class Project:
     # ---------------------------------------------------------------- review
     def set_review(self, video: str, frames: int | Iterable[int], state: ReviewState | str) -> None:
         """Set the review state of one or several frames (one undoable edit)."""
-        state = _review_state(state)
+        state = to_review_state(state)
         frame_list = [frames] if isinstance(frames, int) else list(frames)
         with self._lock:
             info = self.video(video)
@@ -475,39 +348,31 @@ class Project:
 
     def frames_in_state(self, video: str, state: ReviewState | str) -> list[int]:
         """Frames of ``video`` whose review state is ``state``."""
-        state = _review_state(state)
+        state = to_review_state(state)
         return [i for i, s in enumerate(self.review_states(video)) if s == state]
 
     # ---------------------------------------------------------------- history
     def undo(self) -> str | None:
         """Undo the latest edit; returns its description, or None when there is nothing to undo."""
         with self._lock, self._write():
-            row = self._db.execute(
-                "SELECT id, description, changes FROM history WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
-            if row is None:
-                return None
-            for table, key, before, _after in reversed(json.loads(row[2])):
-                self._apply(table, key, before)
-            self._db.execute("UPDATE history SET undone = 1 WHERE id = ?", (row[0],))
-            return row[1]
+            return history_mod.undo(self._db)
 
     def redo(self) -> str | None:
         """Redo the latest undone edit; returns its description, or None when there is nothing to redo."""
         with self._lock, self._write():
-            row = self._db.execute(
-                "SELECT id, description, changes FROM history WHERE undone = 1 ORDER BY id LIMIT 1").fetchone()
-            if row is None:
-                return None
-            for table, key, _before, after in json.loads(row[2]):
-                self._apply(table, key, after)
-            self._db.execute("UPDATE history SET undone = 0 WHERE id = ?", (row[0],))
-            return row[1]
+            return history_mod.redo(self._db)
 
     def history(self) -> list[HistoryEntry]:
         """All recorded edits, oldest first; undone ones can be redone."""
         with self._lock:
-            return [HistoryEntry(r[0], r[1], bool(r[2])) for r in self._db.execute(
-                "SELECT id, description, undone FROM history ORDER BY id")]
+            return history_mod.entries(self._db)
+
+    def clear_history(self) -> None:
+        """Forget every edit (nothing can be undone or redone) and delete the frames of removed videos."""
+        with self._lock:
+            with self._write():
+                self._db.execute("DELETE FROM history")
+            self._sweep_frames()
 
     # ---------------------------------------------------------------- export / import
     def dataset(
@@ -516,83 +381,12 @@ class Project:
         objects: Iterable[tuple[str, int]] | None = None,
         reviewed_only: bool = False,
     ) -> Dataset:
-        """Snapshot of (a subset of) the project for export.
-
-        ``videos``: names to include (default all).  ``objects``: ``(video, obj_id)`` pairs to include
-        (default all objects of the chosen videos).  ``reviewed_only``: keep only frames whose review
-        state is ``reviewed``; frame positions in the result are renumbered accordingly.  Videos left
-        without frames (or, with ``objects``, without objects) are omitted.
-        """
-        with self._lock:
-            names = [v.name for v in self.videos()] if videos is None else list(videos)
-            wanted = None if objects is None else set(objects)
-            if wanted is not None:
-                for video, obj_id in sorted(wanted):
-                    self._object_key(video, obj_id)
-            out = Dataset()
-            for name in names:
-                info = self.video(name)
-                vid, frames_dir = self._video_row(name, "id, frames_dir")
-                frame_names = self.frame_names(name)
-                keep = (self.frames_in_state(name, ReviewState.REVIEWED) if reviewed_only
-                        else list(range(len(frame_names))))
-                position = {f: p for p, f in enumerate(keep)}
-                folder = self.folder / "frames" / frames_dir
-                data = VideoData(name, info.width, info.height,
-                                 [Frame(frame_names[f], folder / f"{frame_names[f]}.jpg") for f in keep],
-                                 fps=info.fps, source_path=info.source_path)
-                for obj in self.objects(name):
-                    if wanted is not None and (name, obj.obj_id) not in wanted:
-                        continue
-                    key = self._object_key(name, obj.obj_id)
-                    track = Track(obj.obj_id, obj.category, list(obj.expressions))
-                    for frame, counts in self._db.execute(
-                            "SELECT frame_index, counts FROM masks WHERE object_id = ? ORDER BY frame_index", (key,)):
-                        if frame in position:
-                            track.masks[position[frame]] = {"size": [info.height, info.width], "counts": counts}
-                    data.objects.append(track)
-                if data.frames and (wanted is None or data.objects):
-                    out.videos.append(data)
-            return out
+        """Snapshot of (a subset of) the project for export; see :func:`annotations.bridge.project_dataset`."""
+        return bridge.project_dataset(self, videos, objects, reviewed_only)
 
     def import_dataset(self, dataset: Dataset) -> None:
-        """Add every video of ``dataset`` (frames copied, masks stored as ``imported``) all-or-nothing.
-
-        Not recorded in the undo history.  Raises EditError if a video name is already in the project.
-        """
-        with self._lock:
-            existing = {v.name for v in self.videos()}
-            seen: set[str] = set()
-            for video in dataset.videos:
-                if video.name in existing or video.name in seen:
-                    raise EditError(f"video {video.name!r} is already in the project")
-                seen.add(video.name)
-            folders: list[Path] = []
-            try:
-                with self._write():
-                    for video in dataset.videos:
-                        folder = self._new_frames_dir(video.name)
-                        folders.append(folder)
-                        for frame in video.frames:
-                            shutil.copyfile(frame.image, folder / f"{frame.name}.jpg")
-                        vid = self._insert_video_rows(
-                            video.name, folder, [f.name for f in video.frames], video.height, video.width,
-                            video.fps, video.source_path, None, {"imported_from": str(video.frames[0].image.parent)})
-                        for track in video.objects:
-                            cur = self._db.execute(
-                                "INSERT INTO objects (video_id, obj_id, category) VALUES (?, ?, ?)",
-                                (vid, track.obj_id, track.category))
-                            key = cur.lastrowid
-                            self._db.executemany("INSERT INTO expressions VALUES (?, ?, ?)",
-                                                 [(key, p, t) for p, t in enumerate(track.expressions)])
-                            rows = [_mask_row(key, f, r, Origin.IMPORTED, None) for f, r in track.masks.items()]
-                            self._db.executemany(
-                                "INSERT INTO masks VALUES (:object_id, :frame_index, :counts, :area, :bbox, "
-                                ":origin, :score)", rows)
-            except BaseException:
-                for folder in folders:
-                    shutil.rmtree(folder, ignore_errors=True)
-                raise
+        """Add every video of ``dataset`` all-or-nothing, as one undoable edit (:func:`annotations.bridge.import_dataset`)."""
+        bridge.import_dataset(self, dataset)
 
     # ---------------------------------------------------------------- internals
     @contextmanager
@@ -609,62 +403,48 @@ class Project:
         self._db.execute("COMMIT")
 
     @contextmanager
-    def _edit(self, description: str) -> Iterator["_Edit"]:
+    def _edit(self, description: str) -> Iterator[history_mod.Edit]:
+        """One undoable edit in one transaction; frame folders its new entry makes unreachable are removed."""
         with self._write():
-            edit = _Edit(self)
+            edit = history_mod.Edit(self._db)
             yield edit
-            if edit.changes:
-                self._db.execute("DELETE FROM history WHERE undone = 1")
-                self._db.execute("INSERT INTO history (description, changes) VALUES (?, ?)",
-                                 (description, json.dumps(edit.changes)))
+            dropped = history_mod.record(self._db, description, edit)
+        if dropped:
+            self._sweep_frames()
 
-    def _apply(self, table: str, key: dict[str, Any], row: dict[str, Any] | None) -> None:
-        where = " AND ".join(f"{k} = ?" for k in key)
-        if row is None:
-            self._db.execute(f"DELETE FROM {table} WHERE {where}", tuple(key.values()))
-        else:
-            cols = ", ".join(row)
-            marks = ", ".join("?" for _ in row)
-            self._db.execute(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+    def _sweep_frames(self) -> None:
+        def named(folder: str) -> bool:
+            with self._lock:
+                in_use = self._db.execute("SELECT 1 FROM videos WHERE frames_dir = ?", (folder,)).fetchone()
+                return in_use is not None or history_mod.mentions(self._db, folder)
 
-    def _row(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-        where = " AND ".join(f"{k} = ?" for k in key)
-        cur = self._db.execute(f"SELECT * FROM {table} WHERE {where}", tuple(key.values()))
-        row = cur.fetchone()
-        return None if row is None else dict(zip([d[0] for d in cur.description], row))
+        sweep_orphans(self.folder / "frames", named)
 
-    def _new_frames_dir(self, name: str) -> Path:
-        safe_frame_name(name, name)
-        folder = self.folder / "frames" / f"{name}-{secrets.token_hex(4)}"
-        folder.mkdir(parents=True)
-        return folder
-
-    def _insert_video(self, name: str, folder: Path, names: list[str], height: int, width: int,
-                      fps: float | None, source_path: str, source_indices: list[int] | None,
-                      sampling: Mapping[str, Any] | None) -> None:
-        with self._lock, self._write():
-            if self._db.execute("SELECT 1 FROM videos WHERE name = ?", (name,)).fetchone():
-                raise EditError(f"video {name!r} is already in the project")
-            self._insert_video_rows(name, folder, names, height, width, fps, source_path, source_indices,
-                                    dict(sampling or {}))
-
-    def _insert_video_rows(self, name: str, folder: Path, names: list[str], height: int, width: int,
-                           fps: float | None, source_path: str, source_indices: list[int] | None,
-                           sampling: dict[str, Any]) -> int:
+    def _put_video(self, edit: history_mod.Edit, name: str, folder: Path, names: list[str], height: int, width: int,
+                   fps: float | None, source_path: str, source_indices: list[int] | None,
+                   sampling: dict[str, Any]) -> int:
+        """Record the rows of a new video (videos, frames, reviews); returns its row id."""
         if len(set(names)) != len(names):
             raise EditError(f"video {name!r}: frame names are not unique")
         indices = list(range(len(names))) if source_indices is None else list(source_indices)
         if len(indices) != len(names):
             raise EditError(f"video {name!r}: {len(indices)} source indices for {len(names)} frames")
-        cur = self._db.execute(
-            "INSERT INTO videos (name, frames_dir, source_path, fps, width, height, frame_count, sampling) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, folder.name, source_path, fps, width, height, len(names), json.dumps(sampling)))
-        vid = cur.lastrowid
-        self._db.executemany("INSERT INTO frames VALUES (?, ?, ?, ?)",
-                             [(vid, i, n, s) for i, (n, s) in enumerate(zip(names, indices))])
-        self._db.executemany("INSERT INTO reviews VALUES (?, ?, 'unreviewed')", [(vid, i) for i in range(len(names))])
+        vid = self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM videos").fetchone()[0]
+        edit.put("videos", {"id": vid, "name": name, "frames_dir": folder.name, "source_path": source_path,
+                            "fps": fps, "width": width, "height": height, "frame_count": len(names),
+                            "sampling": json.dumps(sampling)})
+        for i, (frame, source) in enumerate(zip(names, indices)):
+            edit.put("frames", {"video_id": vid, "frame_index": i, "name": frame, "source_index": source})
+        for i in range(len(names)):
+            edit.put("reviews", {"video_id": vid, "frame_index": i, "state": str(ReviewState.UNREVIEWED)})
         return vid
+
+    def _delete_object_rows(self, edit: history_mod.Edit, key: int) -> None:
+        """Record the deletion of object row ``key`` with its masks and expressions."""
+        for table, col in (("masks", "frame_index"), ("expressions", "position")):
+            for (k,) in self._db.execute(f"SELECT {col} FROM {table} WHERE object_id = ?", (key,)).fetchall():
+                edit.delete(table, {"object_id": key, col: k})
+        edit.delete("objects", {"id": key})
 
     def _video_row(self, name: str, columns: str) -> tuple[Any, ...]:
         row = self._db.execute(f"SELECT {columns} FROM videos WHERE name = ?", (name,)).fetchone()
@@ -689,72 +469,3 @@ class Project:
     def _check_frame(info: VideoInfo, frame: int) -> None:
         if not isinstance(frame, (int, np.integer)) or not 0 <= frame < info.frame_count:
             raise EditError(f"video {info.name!r}: frame {frame!r} out of range 0..{info.frame_count - 1}")
-
-
-class _Edit:
-    """Collects the row changes of one edit: applied immediately, recorded for undo/redo."""
-
-    def __init__(self, project: Project) -> None:
-        self._project = project
-        self.changes: list[tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]] = []
-
-    def put(self, table: str, row: dict[str, Any]) -> None:
-        key = {k: row[k] for k in _KEYS[table]}
-        self._record(table, key, row)
-
-    def delete(self, table: str, key: dict[str, Any]) -> None:
-        self._record(table, key, None)
-
-    def _record(self, table: str, key: dict[str, Any], after: dict[str, Any] | None) -> None:
-        before = self._project._row(table, key)
-        if before == after:
-            return
-        self._project._apply(table, key, after)
-        self.changes.append((table, key, before, after))
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    _configure(db)
-    return db
-
-
-def _configure(db: sqlite3.Connection) -> None:
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA foreign_keys = ON")
-
-
-def _mask_row(key: int, frame: int, rle: rle_mod.RLE, origin: Origin, score: float | None) -> dict[str, Any]:
-    return {"object_id": key, "frame_index": int(frame), "counts": rle["counts"], "area": rle_mod.area(rle),
-            "bbox": json.dumps(rle_mod.bbox(rle)), "origin": str(origin), "score": score}
-
-
-def _origin(value: Origin | str) -> Origin:
-    try:
-        return Origin(value)
-    except ValueError:
-        raise EditError(f"mask origin must be one of {[o.value for o in Origin]}, got {value!r}") from None
-
-
-def _review_state(value: ReviewState | str) -> ReviewState:
-    try:
-        return ReviewState(value)
-    except ValueError:
-        raise EditError(f"review state must be one of {[s.value for s in ReviewState]}, got {value!r}") from None
-
-
-def _expressions(expressions: Iterable[str]) -> list[str]:
-    given = list(expressions)
-    out = [e.strip() if isinstance(e, str) else e for e in given]
-    if not all(isinstance(e, str) and e for e in out):
-        raise EditError(f"referring expressions must be non-empty strings, got {given!r}")
-    return out
-
-
-def safe_frame_name(video: str, name: str) -> str:
-    """Check a video or frame name is a safe file name; raises EditError otherwise."""
-    try:
-        return safe_name(Path(video), "name", name)
-    except FormatError as exc:
-        raise EditError(f"video {video!r}: {exc.problem}") from None

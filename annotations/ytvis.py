@@ -7,8 +7,9 @@
 
 ``videos``: ``{id, file_names, width, height, length}``; ``annotations``: ``{id, video_id, category_id,
 segmentations, areas, bboxes, iscrowd, height, width}`` with one compressed RLE or null per frame
-(null where the object is not visible); ``categories``: ``{id, name, supercategory}``.  Two extra
-annotation keys, ignored by other tools, keep the project's identity: ``obj_id`` and ``expressions``.
+(null where the object is not visible); ``categories``: ``{id, name, supercategory}``.  Extra
+annotation keys, ignored by other tools, keep the project's identity: ``obj_id``, ``expressions``, and per
+frame ``origins`` (``model``, ``hand``, ``propagated``, ``imported``) and ``scores`` (null where none).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from typing import Any
 from . import rle as rle_mod
 from .atomic import atomic_directory
 from .checks import field, load_json, positive_int, safe_name
-from .cocojson import category_table, read_categories, read_segmentation, split_file_name, unique_ids, write_json
+from .cocojson import (category_table, mask_extras, read_categories, read_mask_extras, read_segmentation,
+                       split_file_name, unique_ids, write_json)
 from .errors import FormatError
 from .images import check_frames, copy_frames
 from .model import Dataset, Frame, Track, VideoData
@@ -35,18 +37,22 @@ def to_ytvis(dataset: Dataset) -> dict[str, Any]:
         videos.append({"id": vid, "file_names": [f"{video.name}/{f.name}.jpg" for f in video.frames],
                        "width": video.width, "height": video.height, "length": len(video.frames)})
         for track in sorted(video.objects, key=lambda t: t.obj_id):
-            segmentations, areas, bboxes = [], [], []
+            segmentations, areas, bboxes, origins, scores = [], [], [], [], []
             for position in range(len(video.frames)):
                 rle = track.masks.get(position)
                 area = rle_mod.area(rle) if rle is not None else 0
+                extras = mask_extras(track, position) if area else {"origin": None, "score": None}
                 segmentations.append(rle if area else None)
                 areas.append(area if area else None)
                 bboxes.append(rle_mod.bbox(rle) if area else None)
+                origins.append(extras["origin"])
+                scores.append(extras["score"])
             annotations.append({
                 "id": len(annotations) + 1, "video_id": vid, "category_id": category_ids[track.category],
                 "segmentations": segmentations, "areas": areas, "bboxes": bboxes, "iscrowd": 0,
                 "height": video.height, "width": video.width,
                 "obj_id": track.obj_id, "expressions": list(track.expressions),
+                "origins": origins, "scores": scores,
             })
     return {"info": {"description": "ReferFormer Studio export"}, "licenses": [], "videos": videos,
             "annotations": annotations, "categories": categories}
@@ -96,10 +102,13 @@ def read_ytvis(json_file: str | Path, images_dir: str | Path | None = None) -> D
                               f"has {len(segmentations)} entries for a video of {len(video.frames)} frames")
         track = Track(positive_int(file, ann, "obj_id", where) if "obj_id" in ann else 0, categories[category_id],
                       _expressions(file, ann, where))
+        origins = _per_frame(file, ann, "origins", where, len(segmentations))
+        scores = _per_frame(file, ann, "scores", where, len(segmentations))
         for t, segmentation in enumerate(segmentations):
             rle = read_segmentation(file, f"{where}.segmentations[{t}]", segmentation, video.height, video.width)
             if rle is not None:
                 track.masks[t] = rle
+                read_mask_extras(file, f"{where}[{t}]", origins[t], scores[t], track, t)
         if track.obj_id and any(o.obj_id == track.obj_id for o in video.objects):
             raise FormatError(file, f"{where}.obj_id", f"duplicate obj_id {track.obj_id} in video {video.name!r}")
         (video.objects if track.obj_id else pending[vid]).append(track)
@@ -141,6 +150,16 @@ def _read_video(file: Path, images: Path, vid: int, item: Any) -> VideoData:
     video = VideoData(name, width, height, [Frame(f, images / n) for f, n in zip(frame_names, file_names)])
     check_frames(file, f"{where}.file_names", video)
     return video
+
+
+def _per_frame(file: Path, ann: Any, key: str, where: str, length: int) -> list[Any]:
+    """The optional per-frame list ``ann[key]`` (all None when absent), checked to have ``length`` entries."""
+    if key not in ann:
+        return [None] * length
+    values = field(file, ann, key, list, where)
+    if len(values) != length:
+        raise FormatError(file, f"{where}.{key}", f"has {len(values)} entries for a video of {length} frames")
+    return values
 
 
 def _expressions(file: Path, ann: Any, where: str) -> list[str]:

@@ -1,4 +1,5 @@
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -15,7 +16,7 @@ from annotations import AnnotationError, Project, export_project, import_into, r
 from annotations import images as images_mod
 from annotations_testkit import annotations_of, box_mask, frames, make_project
 
-OFFICIAL = Path("/work/official")
+OFFICIAL_ENV = "REFERFORMER_OFFICIAL_DIR"
 ENTRY = {"ytvos": "", "ytvis": "instances.json", "coco": "annotations.json"}
 
 
@@ -26,7 +27,14 @@ def test_round_trip_through_each_format(tmp_path, fmt):
     target = Project.create(tmp_path / "dst")
     assert import_into(target, fmt, tmp_path / "out" / ENTRY[fmt]) == ["v1", "v2"]
     assert annotations_of(target) == annotations_of(source)
-    assert all(i.origin == "imported" for i in target.mask_infos("v1"))
+    if fmt == "ytvos":
+        assert all(i.origin == "imported" and i.score is None for i in target.mask_infos("v1"))
+    else:
+        def origins_and_scores(project):
+            return [(i.obj_id, i.frame, i.origin, i.score) for i in project.mask_infos("v1")]
+
+        assert origins_and_scores(target) == origins_and_scores(source)
+        assert {i.origin for i in target.mask_infos("v1")} == {"model", "hand"}
     assert (tmp_path / "out" / "JPEGImages" / "v1" / "00000.jpg").read_bytes() == \
         source.frame_path("v1", 0).read_bytes()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary folders left"
@@ -54,8 +62,11 @@ def test_ytvos_files_read_like_the_ref_youtube_vos_tools_read_them(tmp_path):
 
 def _official_ytvos_module():
     pytest.importorskip("torch")
-    if not (OFFICIAL / "datasets" / "ytvos.py").is_file():
-        pytest.skip("official ReferFormer sources not available")
+    if not os.environ.get(OFFICIAL_ENV):
+        pytest.skip(f"set {OFFICIAL_ENV} to a checkout of github.com/wjn922/ReferFormer to run the official loader")
+    official_dir = Path(os.environ[OFFICIAL_ENV])
+    if not (official_dir / "datasets" / "ytvos.py").is_file():
+        pytest.skip(f"{OFFICIAL_ENV}={official_dir} has no datasets/ytvos.py (expected a ReferFormer checkout)")
     import importlib
 
     def official(name):
@@ -63,13 +74,13 @@ def _official_ytvos_module():
 
     saved = {k: sys.modules.pop(k) for k in list(sys.modules) if official(k)}
     package = types.ModuleType("datasets")
-    package.__path__ = [str(OFFICIAL / "datasets")]
+    package.__path__ = [str(official_dir / "datasets")]
     sys.modules["datasets"] = package
-    sys.path.insert(0, str(OFFICIAL))
+    sys.path.insert(0, str(official_dir))
     try:
         return importlib.import_module("datasets.ytvos")
     finally:
-        sys.path.remove(str(OFFICIAL))
+        sys.path.remove(str(official_dir))
         for k in [k for k in sys.modules if official(k)]:
             del sys.modules[k]
         sys.modules.update(saved)
@@ -249,3 +260,20 @@ def test_ytvos_refuses_frame_names_the_official_loader_would_reorder(tmp_path):
     target = Project.create(tmp_path / "dst")
     import_into(target, "ytvis", tmp_path / "out" / "instances.json")
     assert target.frame_names("v") == ["9", "10", "11"]
+
+
+def test_exports_fsync_every_file_and_folder_before_the_rename(tmp_path, monkeypatch):
+    from annotations import atomic
+
+    source = make_project(tmp_path / "src", {"v1": (3, 8, 8)})
+    synced, renamed = [], []
+    real_fsync, real_rename = os.fsync, os.rename
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                        real_fsync(fd))[1])
+    monkeypatch.setattr(atomic.os, "rename", lambda a, b: (renamed.append((str(a), len(synced))), real_rename(a, b))[1])
+    export_project(source, "ytvis", tmp_path / "out")
+    (tmp, synced_before), = renamed
+    files = [tmp + "/instances.json", tmp + "/JPEGImages", tmp + "/JPEGImages/v1"]
+    files += [f"{tmp}/JPEGImages/v1/0000{i}.jpg" for i in range(3)]
+    assert set(files + [tmp]) <= set(synced[:synced_before])
+    assert synced[synced_before:] == [str(tmp_path)], "the parent folder after the rename"

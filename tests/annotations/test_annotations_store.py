@@ -162,7 +162,7 @@ def test_undo_redo_walks_the_linear_history(tmp_path):
     assert project.get_mask("v", 1, 1) is not None
     while project.undo() is not None:
         pass
-    assert project.videos()[0].name == "v" and project.objects("v") == []
+    assert project.videos() == [], "adding the video is undone too"
     assert project.undo() is None
     while project.redo() is not None:
         pass
@@ -191,14 +191,52 @@ def test_history_survives_reopen(tmp_path):
         assert project.mask_infos("v", 1)[0].origin is Origin.MODEL
 
 
-def test_remove_video_deletes_rows_frames_and_history(tmp_path):
+def test_remove_video_is_undoable_and_its_frames_stay_until_the_history_is_cleared(tmp_path):
     project = make_project(tmp_path / "p", {"a": (2, 8, 8), "b": (2, 8, 8)})
+    masks = project.get_masks("a", 1)
     folder = project.frame_path("a", 0).parent
     project.remove_video("a")
     assert [v.name for v in project.videos()] == ["b"]
-    assert not folder.exists()
-    assert project.history() == []
-    assert project.get_masks("b", 1).any()
+    assert folder.is_dir(), "the removal can be undone"
+    assert project.undo() == "remove video a"
+    assert [v.name for v in project.videos()] == ["b", "a"] or [v.name for v in project.videos()] == ["a", "b"]
+    assert np.array_equal(project.get_masks("a", 1), masks) and project.read_frame("a", 1).shape == (8, 8, 3)
+    assert project.redo() == "remove video a"
+    project.close()
+    with Project.open(tmp_path / "p") as project:
+        assert folder.is_dir(), "opening keeps frames the history names"
+        project.clear_history()
+        assert project.history() == [] and not folder.exists()
+        assert project.get_masks("b", 1).any()
+
+
+def test_add_and_import_video_are_undoable_and_a_discarded_redo_frees_the_frames(tmp_path):
+    project = make_project(tmp_path / "p", {"a": (2, 8, 8)})
+    project.import_dataset(make_project(tmp_path / "src", {"b": (3, 8, 8)}).dataset())
+    folder = project.frame_path("b", 0).parent
+    assert project.undo().startswith("import 1 video(s)")
+    assert [v.name for v in project.videos()] == ["a"] and folder.is_dir()
+    assert project.redo().startswith("import 1 video(s)")
+    assert project.get_masks("b", 1).any() and project.read_frame("b", 2).shape == (8, 8, 3)
+    project.undo()
+    project.set_review("a", 0, "reviewed")
+    assert not folder.exists(), "the import can no longer be redone"
+    project.add_video("c", frames(2, 8, 8))
+    assert project.undo() == "add video c"
+    assert [v.name for v in project.videos()] == ["a"]
+
+
+def test_orphaned_frame_folders_are_removed_on_open_but_not_folders_being_written(tmp_path):
+    from annotations.frames import new_frames_dir
+
+    make_project(tmp_path / "p", {"a": (2, 8, 8)}).close()
+    orphan = tmp_path / "p" / "frames" / "crashed-0123abcd"
+    orphan.mkdir()
+    (orphan / "00000.jpg").write_bytes(b"x")
+    with new_frames_dir(tmp_path / "p" / "frames", "busy") as busy:
+        with Project.open(tmp_path / "p") as project:
+            assert not orphan.exists() and busy.is_dir()
+            assert project.read_frame("a", 1).shape == (8, 8, 3)
 
 
 def test_dataset_subsets(tmp_path):
@@ -275,7 +313,7 @@ def test_import_dataset_is_all_or_nothing_even_when_copying_fails(tmp_path, monk
             raise OSError("disk full")
         return original(src, dst)
 
-    monkeypatch.setattr("annotations.store.shutil.copyfile", failing_copy)
+    monkeypatch.setattr("annotations.bridge.shutil.copyfile", failing_copy)
     with pytest.raises(OSError, match="disk full"):
         target.import_dataset(source.dataset())
     assert [v.name for v in target.videos()] == ["existing"]
