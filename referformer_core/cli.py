@@ -1,16 +1,22 @@
-"""``referformer segment``: masks of the object an expression refers to, for every frame of a video.
+"""``referformer segment``: masks of the object an expression refers to, for every frame of a video, with a
+preview mp4 and per-frame scores; ``referformer annotate``: the model over many videos into a studio project.
 
     referformer segment video.mp4 "the brown dog" --checkpoint r50_refytvos_joint.pth --out masks/
+    referformer annotate --videos videos/ --expressions meta_expressions.json --out project/ --checkpoint ...
+    torchrun --nproc_per_node 4 -m referformer_core.cli annotate ...      # one share of the videos per GPU
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ReferFormerError
+
+EXPORT_FORMATS = ("ytvos", "ytvis", "coco")
 
 
 def _save_masks(out: Path, masks: np.ndarray) -> None:
@@ -22,10 +28,32 @@ def _save_masks(out: Path, masks: np.ndarray) -> None:
             raise ReferFormerError(f"cannot write {out / f'{t:05d}.png'}")
 
 
+def _checkpoint(args: argparse.Namespace) -> str:
+    if args.checkpoint is None:
+        raise ReferFormerError("no --checkpoint given and there is no bundled default model yet: pass an official "
+                               "model-zoo .pth (e.g. r50_refytvos_joint.pth) or one of ours")
+    return args.checkpoint
+
+
+def _write_preview(args: argparse.Namespace, masks: np.ndarray, scores: np.ndarray) -> None:
+    """``OUT/preview.mp4`` (the mask over the frames at their original size) and ``OUT/scores.json``."""
+    from .overlay import object_colour, overlay_masks, write_video
+    from .video import iter_frames, probe_video
+
+    out = Path(args.out)
+    fps = probe_video(args.video).fps / args.stride
+    colour = [object_colour(1)]
+    frames = (overlay_masks(frame, mask[None], colour)
+              for frame, mask in zip(iter_frames(args.video, args.stride), masks))
+    write_video(out / "preview.mp4", frames, fps=fps)
+    (out / "scores.json").write_text(json.dumps({"expression": args.expression, "mean": float(scores.mean()),
+                                                 "scores": [round(float(s), 6) for s in scores]}))
+
+
 def segment(args: argparse.Namespace) -> int:
     from .predictor import VideoPredictor
 
-    predictor = VideoPredictor.from_checkpoint(args.checkpoint, text_encoder=args.text_encoder, device=args.device,
+    predictor = VideoPredictor.from_checkpoint(_checkpoint(args), text_encoder=args.text_encoder, device=args.device,
                                                short_side=args.short_side, window=args.window or None,
                                                autocast=args.autocast)
     state = predictor.init_state(args.video, stride=args.stride)
@@ -34,12 +62,43 @@ def segment(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         print(f"\rsegmenting: window {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    masks = np.stack([m[0] for _, _, m in predictor.propagate_in_video(state, progress=progress)])
+    by_frame = {t: m[0] for t, _, m in predictor.propagate_in_video(state, progress=progress)}
+    masks = np.stack([by_frame[t] for t in range(len(by_frame))])
     print(file=sys.stderr)
     _save_masks(Path(args.out), masks)
     scores = predictor.frame_scores(state, 1)
+    if args.preview:
+        _write_preview(args, masks, scores)
     print(f"{len(masks)} masks written to {args.out} (mean score {scores.mean():.3f})")
     return 0
+
+
+def annotate(args: argparse.Namespace) -> int:
+    from studio.batch import AnnotateOptions
+    from studio.batch import annotate as run_batch
+
+    if args.export and args.export[0] not in EXPORT_FORMATS:
+        raise ReferFormerError(f"--export: unknown format {args.export[0]!r}; "
+                               f"choose one of {', '.join(EXPORT_FORMATS)}")
+    summary = run_batch(AnnotateOptions(
+        videos=args.videos, expressions=args.expressions, out=args.out, checkpoint=_checkpoint(args),
+        text_encoder=args.text_encoder, device=args.device, autocast=args.autocast, short_side=args.short_side,
+        stride=args.stride, window=args.window or None, export=tuple(args.export) if args.export else None,
+        progress=not args.no_progress))
+    if summary is not None:
+        print("\n".join(summary.lines()))
+    return 0
+
+
+def _model_arguments(parser: argparse.ArgumentParser, device: str) -> None:
+    parser.add_argument("--checkpoint", help="official model-zoo .pth or one of ours (required until a default "
+                                             "model is bundled)")
+    parser.add_argument("--text-encoder", default="roberta-base", help="tokenizer directory or cached model id")
+    parser.add_argument("--device", default=device)
+    parser.add_argument("--autocast", choices=["bf16", "fp16"], help="reduced precision (fp16 on CUDA only)")
+    parser.add_argument("--short-side", type=int, default=360, help="frames are resized to this shorter side")
+    parser.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
+    parser.add_argument("--window", type=int, default=36, help="frames per forward pass (0: whole video)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,15 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     seg = sub.add_parser("segment", help="segment the object an expression refers to in a video")
     seg.add_argument("video", help="video file (any format PyAV reads)")
     seg.add_argument("expression", help='referring expression, e.g. "the brown dog jumping over the fence"')
-    seg.add_argument("--checkpoint", required=True, help="official model-zoo .pth or one of ours")
-    seg.add_argument("--text-encoder", default="roberta-base", help="tokenizer directory or cached model id")
-    seg.add_argument("--out", default="masks", help="folder for one PNG mask per frame")
-    seg.add_argument("--device", default="cpu")
-    seg.add_argument("--autocast", choices=["bf16", "fp16"], help="reduced precision (fp16 on CUDA only)")
-    seg.add_argument("--short-side", type=int, default=360, help="frames are resized to this shorter side")
-    seg.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
-    seg.add_argument("--window", type=int, default=36, help="frames per forward pass (0: whole video)")
+    seg.add_argument("--out", default="masks", help="folder for one PNG mask per frame, preview.mp4, scores.json")
+    seg.add_argument("--preview", action=argparse.BooleanOptionalAction, default=True,
+                     help="write preview.mp4 (mask overlaid) and scores.json (per-frame scores)")
+    _model_arguments(seg, "cpu")
     seg.set_defaults(func=segment)
+    ann = sub.add_parser("annotate", help="pre-annotate many videos into a studio project (resumable; under "
+                                          "torchrun, one share of the videos per process)")
+    ann.add_argument("--videos", required=True, help="folder of video files and/or frame folders, or a text file "
+                                                     "listing them (one path a line)")
+    ann.add_argument("--expressions", required=True, help="Ref-Youtube-VOS meta_expressions.json, or json/csv "
+                                                          "records: video, obj_id, expression[, category]")
+    ann.add_argument("--out", required=True, help="project folder: created, or continued when it exists")
+    ann.add_argument("--export", nargs=2, metavar=("FORMAT", "DIR"), help="also export the project at the end "
+                                                                         "(ytvos, ytvis or coco)")
+    ann.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    _model_arguments(ann, "auto")
+    ann.set_defaults(func=annotate)
     return parser
 
 

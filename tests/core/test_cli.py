@@ -1,4 +1,7 @@
-"""The ``referformer segment`` command end to end, and its one-line errors."""
+"""The ``referformer segment`` command end to end (masks, preview mp4, scores json), and its one-line errors."""
+import json
+
+import av
 import cv2
 import numpy as np
 
@@ -23,6 +26,18 @@ def test_segment_writes_one_png_per_frame(recipe_model, tokenizer_dir, tmp_path,
     mask = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (40, 56) and set(np.unique(mask)) <= {0, 255}
     assert "3 masks written" in capsys.readouterr().out
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["expression"] == "the dog" and len(scores["scores"]) == 3
+    assert abs(scores["mean"] - sum(scores["scores"]) / 3) < 1e-5
+    with av.open(str(out / "preview.mp4")) as container:
+        preview = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(preview) == 3 and preview[0].shape == (40, 56, 3)
+
+
+def test_segment_without_a_checkpoint_says_so_in_one_line(capsys):
+    code = main(["segment", "x.mp4", "the dog"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: no --checkpoint given") and err.count("\n") == 1
 
 
 def test_segment_reports_a_bad_checkpoint_in_one_line(tmp_path, tokenizer_dir, capsys):
