@@ -1,0 +1,357 @@
+"""ReferFormer Studio in the browser: ``python app.py`` then open http://127.0.0.1:7860.
+
+Flags and Gradio wiring only: every button calls one method of ``studio.session.Studio``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "referformer-studio"))
+
+import gradio as gr  # noqa: E402  (the environment above must be set before gradio is imported)
+
+from annotations.categories import YTVOS_CATEGORIES  # noqa: E402
+from studio.errors import user_message  # noqa: E402
+from studio.export import FORMATS, clear_old_downloads  # noqa: E402
+from studio.media import VIDEO_SUFFIXES, ImportOptions, list_media  # noqa: E402
+from studio.model import ModelSpec  # noqa: E402
+from studio.projects import View  # noqa: E402
+from studio.screen import Display, Screen, build_screen  # noqa: E402
+from studio.session import Studio, StudioConfig  # noqa: E402
+from studio.ui_assets import CSS, HELP, SHORTCUTS_JS  # noqa: E402
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python app.py", description="ReferFormer Studio: segment what you describe")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--checkpoint", help="ReferFormer checkpoint (.pth): an official one or one of ours")
+    parser.add_argument("--text-encoder", default="roberta-base", help="tokenizer folder or cached model id")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--model-short-side", type=int, default=360, help="frames are resized to this for the model")
+    parser.add_argument("--projects-dir", default="~/.referformer/projects", help="where projects are kept")
+    parser.add_argument("--media-dir", action="append", default=[], help="folder whose videos can be opened by path")
+    parser.add_argument("--auth", help="USER:PASS required to use the studio")
+    parser.add_argument("--max-upload", default="2gb", help="largest upload (e.g. 500mb, 2gb)")
+    parser.add_argument("--inbrowser", action="store_true", help="open the studio in the default browser")
+    args = parser.parse_args(argv)
+    if args.auth and ":" not in args.auth:
+        parser.error("--auth takes USER:PASS")
+    return args
+
+
+def build_app(studio: Studio) -> gr.Blocks:
+    """The studio's page; each handler is a thin call of ``studio``."""
+    display_inputs: list[gr.components.Component] = []
+
+    def display(show_boxes: bool, show_labels: bool, threshold: float) -> Display:
+        return Display(bool(show_boxes), bool(show_labels), float(threshold))
+
+    with gr.Blocks(title="ReferFormer Studio", delete_cache=(3600, 24 * 3600)) as demo:
+        view_state = gr.State(View())
+        playing = gr.State(False)
+        with gr.Row(elem_id="header"):
+            gr.Markdown("## ReferFormer Studio")
+            gr.Markdown(f"model: {studio.config.model.describe()}", elem_id="model_line")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320, elem_id="sidebar"):
+                with gr.Accordion("Project", open=True):
+                    project_select = gr.Dropdown(label="Open project", choices=[], elem_id="project_select")
+                    with gr.Row():
+                        project_name = gr.Textbox(label="New project", placeholder="name", elem_id="project_name",
+                                                  scale=3)
+                        project_create = gr.Button("Create", elem_id="project_create", scale=1, min_width=80)
+                with gr.Accordion("Add a video", open=True):
+                    with gr.Row():
+                        stride = gr.Number(label="Every n-th frame", value=1, precision=0, minimum=1,
+                                           elem_id="stride", min_width=90)
+                        max_frames = gr.Number(label="Max frames", value=2000, precision=0, minimum=1,
+                                               elem_id="max_frames", min_width=90)
+                        short_side = gr.Number(label="Short side (px)", value=360, precision=0, minimum=64,
+                                               elem_id="short_side", min_width=90)
+                    upload = gr.File(label=f"Upload a video ({', '.join(VIDEO_SUFFIXES)}) or a zip of frames",
+                                     file_types=list(VIDEO_SUFFIXES) + [".zip"], type="filepath", elem_id="upload")
+                    with gr.Row(visible=bool(studio.config.media_dirs)):
+                        media_path = gr.Dropdown(label="Or open from the media folder", allow_custom_value=True,
+                                                 choices=list_media(studio.config.media_dirs), elem_id="media_path",
+                                                 scale=3)
+                        media_open = gr.Button("Open", elem_id="media_open", scale=1, min_width=80)
+                    video_select = gr.Dropdown(label="Video", choices=[], elem_id="video_select")
+                with gr.Accordion("Objects", open=True):
+                    obj_select = gr.Dropdown(label="Object", choices=[], elem_id="obj_select")
+                    expression = gr.Textbox(label="Referring expression", placeholder="e.g. the dog jumping over "
+                                            "the fence", elem_id="obj_expression", max_lines=2)
+                    category = gr.Dropdown(label="Category", choices=list(YTVOS_CATEGORIES), value="others",
+                                           allow_custom_value=True, elem_id="obj_category")
+                    with gr.Row():
+                        obj_add = gr.Button("Add object", elem_id="obj_add", variant="primary", min_width=80)
+                        obj_update = gr.Button("Save", elem_id="obj_update", min_width=60)
+                        obj_delete = gr.Button("Delete", elem_id="obj_delete", variant="stop", min_width=60)
+                with gr.Accordion("Segment", open=True):
+                    overwrite = gr.Checkbox(label="Also replace hand-corrected frames", value=False,
+                                            elem_id="overwrite_edits")
+                    with gr.Row():
+                        segment_obj = gr.Button("Segment object (s)", elem_id="segment_obj", variant="primary")
+                        segment_all = gr.Button("Segment all", elem_id="segment_all")
+                        segment_cancel = gr.Button("Stop", elem_id="segment_cancel", variant="stop", min_width=60)
+                with gr.Accordion("Export", open=False):
+                    export_format = gr.Radio(list(FORMATS), value="Ref-Youtube-VOS", label="Format",
+                                             elem_id="export_format")
+                    export_reviewed = gr.Checkbox(label="Reviewed frames only", value=False, elem_id="export_reviewed")
+                    with gr.Row():
+                        export_btn = gr.Button("Export zip", elem_id="export_btn")
+                        preview_btn = gr.Button("Preview mp4", elem_id="preview_btn")
+                    export_file = gr.File(label="Download", elem_id="export_file", interactive=False)
+            with gr.Column(scale=3):
+                message = gr.Markdown("", elem_id="message")
+                viewer = gr.Image(label="Frame", interactive=False, format="jpeg", elem_id="viewer", height=460,
+                                  buttons=["download", "fullscreen"])
+                frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame_slider")
+                with gr.Row(elem_id="transport"):
+                    prev_frame = gr.Button("◀ Prev (←)", elem_id="prev_frame", min_width=70)
+                    play = gr.Button("▶ Play (space)", elem_id="play", min_width=70)
+                    next_frame = gr.Button("Next (→) ▶", elem_id="next_frame", min_width=70)
+                    mark_reviewed = gr.Button("✓ Reviewed (r)", elem_id="mark_reviewed", variant="primary",
+                                              min_width=70)
+                    mark_fix = gr.Button("Needs fixing (f)", elem_id="mark_fix", min_width=70)
+                    next_unreviewed = gr.Button("Next unreviewed (u)", elem_id="next_unreviewed", min_width=70)
+                    next_low = gr.Button("Next low score (l)", elem_id="next_lowconf", min_width=70)
+                    undo = gr.Button("Undo (z)", elem_id="undo", min_width=60)
+                    redo = gr.Button("Redo (y)", elem_id="redo", min_width=60)
+                status = gr.Markdown("", elem_id="status")
+                curve = gr.Image(label="Score of the selected object per frame (click to jump; red: below the "
+                                 "threshold; band: green reviewed, orange needs fixing)", interactive=False,
+                                 format="png", elem_id="confidence", height=130, buttons=[])
+                with gr.Row():
+                    show_boxes = gr.Checkbox(label="Boxes", value=False, elem_id="show_boxes")
+                    show_labels = gr.Checkbox(label="Labels", value=True, elem_id="show_labels")
+                    threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Low score below",
+                                          elem_id="threshold")
+                    mark_all = gr.Button("Mark all reviewed", elem_id="mark_all", min_width=80)
+                filmstrip = gr.Gallery(label="Filmstrip", columns=12, rows=1, height=110, elem_id="filmstrip",
+                                       allow_preview=False)
+                with gr.Accordion("Keyboard shortcuts", open=False, elem_id="help"):
+                    gr.Markdown(HELP)
+        timer = gr.Timer(0.2, active=False)
+        display_inputs = [show_boxes, show_labels, threshold]
+
+        screen_outputs = [view_state, project_select, video_select, obj_select, expression, category, frame_slider,
+                          viewer, curve, status]
+
+        def show(screen: Screen) -> list:
+            v = screen.view
+            return [v, gr.update(choices=screen.projects, value=v.project),
+                    gr.update(choices=screen.videos, value=v.video),
+                    gr.update(choices=screen.objects, value=v.obj_id),
+                    screen.expression, screen.category,
+                    gr.update(maximum=max(screen.frame_count - 1, 1), value=v.frame),
+                    screen.image, screen.curve, screen.status]
+
+        def refresh(view: View, boxes: bool, labels: bool, thr: float) -> list:
+            return show(build_screen(studio, view, display(boxes, labels, thr)))
+
+        def act(fn, *, filmstrip_too: bool = False):
+            """Handler: ``fn(view, *args) -> View | (View, message)``; errors become one line, nothing breaks."""
+            def handler(view: View, boxes: bool, labels: bool, thr: float, *args):
+                note = ""
+                try:
+                    result = fn(view, *args)
+                    view, note = result if isinstance(result, tuple) else (result, "")
+                    screen = build_screen(studio, view, display(boxes, labels, thr), with_filmstrip=filmstrip_too)
+                except Exception as exc:  # every failure is shown as one line; the page keeps working
+                    note = "⚠️ " + user_message(exc)
+                    try:
+                        screen = build_screen(studio, view, display(boxes, labels, thr), with_filmstrip=filmstrip_too)
+                    except Exception as again:
+                        screen = build_screen(studio, View(), display(boxes, labels, thr))
+                        note += " · " + user_message(again)
+                outs = show(screen) + [note]
+                if filmstrip_too:
+                    outs.append(screen.filmstrip)
+                return outs
+            return handler
+
+        def wire(button, fn, inputs=(), *, filmstrip_too=False, api_name=None, event="click", handler=None,
+                 **kwargs):
+            """``button.<event>`` calls ``fn`` through :func:`act` (or the given ``handler``, for handlers that
+            need Gradio's progress or event data) with the view, the display options and ``inputs``."""
+            outputs = screen_outputs + [message] + ([filmstrip] if filmstrip_too else [])
+            kwargs.setdefault("show_progress", "hidden")
+            return getattr(button, event)(handler or act(fn, filmstrip_too=filmstrip_too),
+                                          [view_state, *display_inputs, *inputs], outputs, api_name=api_name,
+                                          **kwargs)
+
+        # projects
+        wire(project_create, lambda v, name: (studio.create_project(name), f"created project {name.strip()}"),
+             [project_name], filmstrip_too=True, api_name="create_project")
+        wire(project_select, lambda v, name: v if name == v.project else studio.open_project(name),
+             [project_select], filmstrip_too=True, api_name="open_project", event="input")
+        wire(video_select, lambda v, name: v if name == v.video else studio.select_video(v, name),
+             [video_select], filmstrip_too=True, api_name="select_video", event="input")
+
+        # media
+        def import_upload(view: View, boxes: bool, labels: bool, thr: float, path, n: int, most: int, side: int,
+                          progress=gr.Progress()):
+            def run(v: View):
+                if not path:
+                    return v
+                try:
+                    return studio.import_file(v, path, ImportOptions(n, most, side),
+                                              progress=lambda d, t: progress((d, t), desc="importing frames"))
+                finally:
+                    discard_upload(path)
+            return act(run, filmstrip_too=True)(view, boxes, labels, thr)
+
+        wire(upload, None, [upload, stride, max_frames, short_side], filmstrip_too=True, handler=import_upload,
+             api_name="import_video", event="upload", concurrency_id="import", show_progress="full",
+             show_progress_on=[message]).then(lambda: None, None, upload, api_visibility="private")
+        wire(media_open, lambda v, p, n, most, side: studio.import_media_path(v, p, ImportOptions(n, most, side)),
+             [media_path, stride, max_frames, short_side], filmstrip_too=True, api_name="import_path",
+             concurrency_id="import")
+
+        # objects
+        wire(obj_add, lambda v, text, cat: studio.add_object(v, text, cat), [expression, category],
+             api_name="add_object")
+        wire(obj_update, lambda v, text, cat: studio.update_object(v, text, cat), [expression, category],
+             api_name="update_object")
+        wire(obj_delete, studio.delete_object, api_name="delete_object")
+        wire(obj_select, lambda v, obj: studio.select_object(v, obj), [obj_select], api_name="select_object",
+             event="input")
+
+        # model
+        def run_segment(all_objects: bool):
+            def handler(view: View, boxes: bool, labels: bool, thr: float, overwrite_edits: bool,
+                        progress=gr.Progress()):
+                opts = display(boxes, labels, thr)
+                try:
+                    progress((0, 1), desc="loading the model and frames")
+                    for step in studio.segment(view, all_objects, overwrite_edits):
+                        if not step.final:
+                            view = studio.goto(view, step.last_frames.start)
+                        progress((step.done, step.total), desc=step.describe())
+                        yield show(build_screen(studio, view, opts)) + [step.describe()]
+                    yield show(build_screen(studio, view, opts)) + ["✅ done: " + studio.status_line(view)]
+                except Exception as exc:
+                    yield show(build_screen(studio, view, opts)) + ["⚠️ " + user_message(exc)]
+            return handler
+
+        seg_inputs = [view_state, *display_inputs, overwrite]
+        seg_outputs = screen_outputs + [message]
+        seg_one = segment_obj.click(run_segment(False), seg_inputs, seg_outputs, api_name="segment",
+                                    concurrency_id="model", concurrency_limit=1, show_progress="full",
+                                    show_progress_on=[message])
+        seg_many = segment_all.click(run_segment(True), seg_inputs, seg_outputs, api_name="segment_all",
+                                     concurrency_id="model", concurrency_limit=1, show_progress="full",
+                                     show_progress_on=[message])
+        segment_cancel.click(lambda: "stopped: the frames done so far are kept", None, message,
+                             cancels=[seg_one, seg_many], api_name="stop")
+
+        # review
+        wire(frame_slider, lambda v, t: studio.goto(v, t), [frame_slider], api_name="goto", event="release")
+        wire(prev_frame, lambda v: studio.step(v, -1), api_name="prev_frame")
+        wire(next_frame, lambda v: studio.step(v, 1), api_name="next_frame")
+        wire(mark_reviewed, lambda v: studio.mark(v, "reviewed"), api_name="mark_reviewed")
+        wire(mark_fix, lambda v: studio.mark(v, "needs_fixing"), api_name="mark_needs_fixing")
+        wire(mark_all, lambda v: (v, studio.mark_all(v, "reviewed")), api_name="mark_all_reviewed")
+        wire(next_unreviewed, lambda v, thr: studio.jump(v, "unreviewed", thr), [threshold],
+             api_name="next_unreviewed")
+        wire(next_low, lambda v, thr: studio.jump(v, "low", thr), [threshold], api_name="next_low_score")
+        def filmstrip_clicked(view: View, boxes: bool, labels: bool, thr: float, evt: gr.SelectData):
+            return act(lambda v: studio.goto(v, int(str(evt.value["caption"]).split()[-1])))(view, boxes, labels, thr)
+
+        wire(filmstrip, None, handler=filmstrip_clicked, event="select", api_visibility="private")
+        wire(undo, lambda v: (v, studio.undo(v)), api_name="undo")
+        wire(redo, lambda v: (v, studio.redo(v)), api_name="redo")
+        for box in display_inputs:
+            box.change(refresh, [view_state, *display_inputs], screen_outputs, show_progress="hidden",
+                       api_visibility="private")
+
+        def curve_clicked(view: View, boxes: bool, labels: bool, thr: float, evt: gr.SelectData):
+            return act(lambda v: studio.curve_click(v, evt.index[0]))(view, boxes, labels, thr)
+
+        wire(curve, None, handler=curve_clicked, event="select", api_visibility="private")
+
+        def toggle_play(is_playing: bool):
+            return (not is_playing, gr.Timer(active=not is_playing),
+                    gr.update(value="⏸ Pause (space)" if not is_playing else "▶ Play (space)"))
+
+        play.click(toggle_play, playing, [playing, timer, play], api_visibility="private")
+
+        def tick(v: View, is_playing: bool, boxes: bool, labels: bool, thr: float):
+            if not (is_playing and v.video):
+                return [v, False, gr.Timer(active=False), "▶ Play (space)", gr.skip(), gr.skip(), gr.skip()]
+            last = v.frame >= studio.project(v).video(v.video).frame_count - 1
+            v = v if last else studio.step(v, 1)
+            opts = display(boxes, labels, thr)
+            return [v, not last, gr.Timer(active=not last), "▶ Play (space)" if last else gr.skip(),
+                    gr.update(value=v.frame), studio.frame_image(v, opts.show_boxes, opts.show_labels),
+                    studio.status_line(v)]
+
+        timer.tick(tick, [view_state, playing, *display_inputs],
+                   [view_state, playing, timer, play, frame_slider, viewer, status], show_progress="hidden",
+                   api_visibility="private")
+
+        # export
+        def do_export(v: View, fmt: str, reviewed: bool):
+            try:
+                path, note = studio.export(v, fmt, bool(reviewed))
+                return str(path), "✅ " + note
+            except Exception as exc:
+                return None, "⚠️ " + user_message(exc)
+
+        def do_preview(v: View, boxes: bool):
+            try:
+                return str(studio.preview(v, bool(boxes))), "✅ preview written"
+            except Exception as exc:
+                return None, "⚠️ " + user_message(exc)
+
+        export_btn.click(do_export, [view_state, export_format, export_reviewed], [export_file, message],
+                         api_name="export", concurrency_id="export")
+        preview_btn.click(do_preview, [view_state, show_boxes], [export_file, message], api_name="preview",
+                          concurrency_id="export")
+
+        demo.load(lambda *a: act(lambda v: v, filmstrip_too=True)(*a), [view_state, *display_inputs],
+                  screen_outputs + [message, filmstrip], api_visibility="private")
+    return demo
+
+
+def discard_upload(path: str) -> None:
+    """Remove an uploaded file (and its folder when empty) once it is imported: uploads are not kept twice."""
+    file = Path(path)
+    file.unlink(missing_ok=True)
+    try:
+        file.parent.rmdir()
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    projects_dir = Path(args.projects_dir).expanduser()
+    downloads = Path(os.environ["GRADIO_TEMP_DIR"]) / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    clear_old_downloads(downloads)
+    spec = ModelSpec(args.checkpoint, args.text_encoder, args.device, args.model_short_side)
+    studio = Studio(StudioConfig(projects_dir, downloads, spec, tuple(Path(d) for d in args.media_dir)))
+    if args.host not in LOOPBACK and not args.auth:
+        print(f"warning: serving on {args.host} without --auth: anyone who can reach this machine can read and "
+              f"change your projects", file=sys.stderr)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    demo = build_app(studio)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(server_name=args.host, server_port=args.port, auth=auth, inbrowser=args.inbrowser,
+                max_file_size=args.max_upload, allowed_paths=[str(downloads)], footer_links=["api"],
+                theme=gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
+                css=CSS, js=SHORTCUTS_JS, show_error=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Review a video: per-frame scores of an object, review states, and the next frame that needs a look."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from annotations import Project, ReviewState
+
+from .errors import StudioError
+
+LOW_CONFIDENCE = 0.5
+
+
+def frame_scores(project: Project, video: str, obj_id: int) -> np.ndarray:
+    """``[T]`` the stored score of the object's mask on each frame; NaN where no model score is stored."""
+    scores = np.full(project.video(video).frame_count, np.nan)
+    for info in project.mask_infos(video, obj_id):
+        if info.score is not None:
+            scores[info.frame] = info.score
+    return scores
+
+
+def low_confidence_frames(project: Project, video: str, obj_id: int, threshold: float = LOW_CONFIDENCE) -> list[int]:
+    """Frames whose model score for the object is below ``threshold``."""
+    scores = frame_scores(project, video, obj_id)
+    return [int(t) for t in np.flatnonzero(scores < threshold)]
+
+
+def mark(project: Project, video: str, frames: int | Iterable[int], state: ReviewState | str) -> None:
+    """Set the review state of frames (one undoable edit)."""
+    project.set_review(video, frames, state)
+
+
+def next_frame(project: Project, video: str, frame: int, kind: str, obj_id: int | None = None,
+               threshold: float = LOW_CONFIDENCE) -> int:
+    """The first frame after ``frame`` (wrapping around) that is ``unreviewed`` or ``low`` confidence for ``obj_id``.
+
+    Raises ``StudioError`` when there is none, so the UI can say so.
+    """
+    count = project.video(video).frame_count
+    if kind == "unreviewed":
+        candidates = set(project.frames_in_state(video, ReviewState.UNREVIEWED))
+        none = "every frame is reviewed"
+    elif kind == "low":
+        if obj_id is None:
+            raise StudioError("choose an object to find its low-confidence frames")
+        candidates = set(low_confidence_frames(project, video, obj_id, threshold))
+        none = f"no frame scores below {threshold:.2f} for object {obj_id}"
+    else:
+        raise StudioError(f"unknown frame kind {kind!r}")
+    for step in range(1, count + 1):
+        t = (frame + step) % count
+        if t in candidates:
+            return t
+    raise StudioError(none)
+
+
+def progress_line(project: Project, video: str) -> str:
+    """e.g. ``12/48 frames reviewed · 2 need fixing``."""
+    states = project.review_states(video)
+    reviewed = sum(s == ReviewState.REVIEWED for s in states)
+    fixing = sum(s == ReviewState.NEEDS_FIXING for s in states)
+    extra = f" · {fixing} need fixing" if fixing else ""
+    return f"{reviewed}/{len(states)} frames reviewed{extra}"

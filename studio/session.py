@@ -1,0 +1,266 @@
+"""``Studio``: every action of the UI as one plain call over a project library, a model and a ``View``.
+
+A ``View`` (project, video, frame, object) is all a browser tab holds; everything else is read from the
+project store on each call, so two tabs on one project see each other's edits and a reload loses nothing.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from annotations import ObjectInfo, Project, ReviewState
+from referformer_core.text import validate_expression
+
+from . import export as export_mod
+from . import render, review
+from .errors import StudioError
+from .media import ImportOptions, import_media, resolve_media_path
+from .model import ModelCache, ModelSpec
+from .projects import ProjectLibrary, View
+from .segment import SegmentProgress, segment_video
+
+MAX_CATEGORY_CHARS = 64
+
+
+@dataclass
+class StudioConfig:
+    """What the studio was started with (``app.py``'s flags)."""
+
+    projects_dir: Path
+    downloads_dir: Path
+    model: ModelSpec = field(default_factory=ModelSpec)
+    media_dirs: tuple[Path, ...] = ()
+
+
+class Studio:
+    """The studio's logic: shared by every browser session; each call takes and returns that session's ``View``."""
+
+    def __init__(self, config: StudioConfig, models: ModelCache | None = None) -> None:
+        self.config = config
+        self.library = ProjectLibrary(config.projects_dir)
+        self.models = models or ModelCache()
+        self._open: dict[str, Project] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ projects
+    def project(self, view: View) -> Project:
+        """The open project of ``view`` (opened once, shared by sessions); ``StudioError`` when none is chosen."""
+        if not view.project:
+            raise StudioError("create or open a project first")
+        with self._lock:
+            if view.project not in self._open:
+                self._open[view.project] = self.library.open(view.project)
+            return self._open[view.project]
+
+    def create_project(self, name: str) -> View:
+        project = self.library.create(name)
+        with self._lock:
+            self._open[project.folder.name] = project
+        return self._remember(View(project=project.folder.name))
+
+    def open_project(self, name: str) -> View:
+        """Open ``name`` where the user left it (a video/object/frame that no longer exists is dropped)."""
+        if not name:
+            raise StudioError("choose a project to open")
+        view = self.library.load_view(name)
+        return self._valid(view)
+
+    def close(self) -> None:
+        with self._lock:
+            for project in self._open.values():
+                project.close()
+            self._open.clear()
+
+    # ------------------------------------------------------------------ media
+    def import_file(self, view: View, source: str | Path, options: ImportOptions,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[View, str]:
+        """Add the video or frame zip at ``source`` (an upload) and show it."""
+        info = import_media(self.project(view), source, options, progress=progress)
+        return self._remember(View(view.project, info.name, 0, None)), _imported(info)
+
+    def import_media_path(self, view: View, path_text: str, options: ImportOptions,
+                          progress: Callable[[int, int], None] | None = None) -> tuple[View, str]:
+        """Add a video found by path under ``--media-dir`` (no upload)."""
+        path = resolve_media_path(path_text, self.config.media_dirs)
+        return self.import_file(view, path, options, progress)
+
+    def select_video(self, view: View, video: str | None) -> View:
+        if not video:
+            raise StudioError("choose a video")
+        project = self.project(view)
+        project.video(video)
+        objects = project.objects(video)
+        return self._remember(View(view.project, video, 0, objects[0].obj_id if objects else None))
+
+    def remove_video(self, view: View) -> tuple[View, str]:
+        video = self._video(view)
+        self.project(view).remove_video(video)
+        return self._valid(View(view.project)), f"removed video {video}"
+
+    # ------------------------------------------------------------------ objects
+    def add_object(self, view: View, expression: str, category: str = "") -> tuple[View, str]:
+        """A new object of the current video with one referring expression; other objects are untouched."""
+        video = self._video(view)
+        text = validate_expression(expression)
+        obj = self.project(view).add_object(video, [text], category=_category(category))
+        return self._remember(replace(view, obj_id=obj.obj_id)), f"added object {obj.obj_id}: “{text}”"
+
+    def update_object(self, view: View, expression: str, category: str = "") -> tuple[View, str]:
+        """Replace the current object's first expression (others kept) and its category."""
+        obj = self.current_object(view)
+        text = validate_expression(expression)
+        project = self.project(view)
+        if obj.expressions[:1] != (text,):
+            project.set_expressions(obj.video, obj.obj_id, [text, *[e for e in obj.expressions[1:] if e != text]])
+        if _category(category) != obj.category:
+            project.set_category(obj.video, obj.obj_id, _category(category))
+        return view, f"updated object {obj.obj_id}"
+
+    def delete_object(self, view: View) -> tuple[View, str]:
+        obj = self.current_object(view)
+        self.project(view).remove_object(obj.video, obj.obj_id)
+        rest = self.project(view).objects(obj.video)
+        return self._remember(replace(view, obj_id=rest[0].obj_id if rest else None)), f"deleted object {obj.obj_id}"
+
+    def select_object(self, view: View, obj_id: int | None) -> View:
+        if obj_id is not None:
+            self.project(view).object(self._video(view), int(obj_id))
+        return self._remember(replace(view, obj_id=None if obj_id is None else int(obj_id)))
+
+    def objects(self, view: View) -> list[ObjectInfo]:
+        return self.project(view).objects(view.video) if view.project and view.video else []
+
+    def current_object(self, view: View) -> ObjectInfo:
+        if view.obj_id is None:
+            raise StudioError("add or choose an object first")
+        return self.project(view).object(self._video(view), view.obj_id)
+
+    # ------------------------------------------------------------------ model
+    def segment(self, view: View, all_objects: bool = False, overwrite_edits: bool = False
+                ) -> Iterator[SegmentProgress]:
+        """Segment the current object (or all objects) of the current video; yields after each window."""
+        video = self._video(view)
+        obj_ids: Sequence[int] | None = None if all_objects else [self.current_object(view).obj_id]
+        predictor = self.models.get(self.config.model)
+        yield from segment_video(self.project(view), video, predictor, obj_ids, overwrite_edits)
+
+    # ------------------------------------------------------------------ review
+    def goto(self, view: View, frame: int) -> View:
+        count = self.project(view).video(self._video(view)).frame_count
+        return self._remember(replace(view, frame=int(min(max(int(frame), 0), count - 1))))
+
+    def step(self, view: View, delta: int) -> View:
+        count = self.project(view).video(self._video(view)).frame_count
+        return self._remember(replace(view, frame=(view.frame + delta) % count))
+
+    def jump(self, view: View, kind: str, threshold: float = review.LOW_CONFIDENCE) -> View:
+        """To the next ``unreviewed`` or ``low`` confidence frame (``StudioError`` when there is none)."""
+        frame = review.next_frame(self.project(view), self._video(view), view.frame, kind, view.obj_id, threshold)
+        return self._remember(replace(view, frame=frame))
+
+    def mark(self, view: View, state: ReviewState | str, advance: bool = True) -> tuple[View, str]:
+        """Set the current frame's review state, then (by default) step to the next frame."""
+        project, video = self.project(view), self._video(view)
+        review.mark(project, video, view.frame, state)
+        message = f"frame {view.frame} marked {ReviewState(state).value.replace('_', ' ')}"
+        return (self.step(view, 1) if advance else view), message
+
+    def mark_all(self, view: View, state: ReviewState | str) -> str:
+        project, video = self.project(view), self._video(view)
+        review.mark(project, video, range(project.video(video).frame_count), state)
+        return f"all frames marked {ReviewState(state).value.replace('_', ' ')}"
+
+    def undo(self, view: View) -> str:
+        done = self.project(view).undo()
+        return f"undid: {done}" if done else "nothing to undo"
+
+    def redo(self, view: View) -> str:
+        done = self.project(view).redo()
+        return f"redid: {done}" if done else "nothing to redo"
+
+    # ------------------------------------------------------------------ pictures
+    def frame_image(self, view: View, show_boxes: bool = False, show_labels: bool = True) -> np.ndarray | None:
+        if not (view.project and view.video):
+            return None
+        return render.render_frame(self.project(view), view.video, view.frame, view.obj_id, show_boxes, show_labels)
+
+    def curve_image(self, view: View, threshold: float = review.LOW_CONFIDENCE) -> np.ndarray | None:
+        if not (view.project and view.video):
+            return None
+        return render.confidence_curve(self.project(view), view.video, view.obj_id, view.frame, threshold)
+
+    def curve_click(self, view: View, x: float) -> View:
+        count = self.project(view).video(self._video(view)).frame_count
+        return self.goto(view, render.curve_frame(x, count))
+
+    def filmstrip(self, view: View) -> list[tuple[np.ndarray, str]]:
+        if not (view.project and view.video):
+            return []
+        return render.filmstrip(self.project(view), view.video)
+
+    def status_line(self, view: View) -> str:
+        """e.g. ``clip · frame 3 (0–47) · 12/48 frames reviewed · object 1 score 0.82 (model) · unreviewed``."""
+        if not view.project:
+            return "no project open"
+        if not view.video:
+            return f"project {view.project}: add a video"
+        project = self.project(view)
+        info = project.video(view.video)
+        parts = [view.video, f"frame {view.frame} (0–{info.frame_count - 1})", review.progress_line(project, view.video)]
+        if view.obj_id is not None:
+            found = [m for m in project.mask_infos(view.video, view.obj_id) if m.frame == view.frame]
+            if found:
+                score = "" if found[0].score is None else f" score {found[0].score:.2f}"
+                parts.append(f"object {view.obj_id}{score} ({found[0].origin})")
+            else:
+                parts.append(f"object {view.obj_id}: no mask on this frame")
+        state = project.review_states(view.video)[view.frame]
+        parts.append(state.value.replace("_", " "))
+        return " · ".join(parts)
+
+    # ------------------------------------------------------------------ export
+    def export(self, view: View, fmt: str, reviewed_only: bool = False) -> tuple[Path, str]:
+        return export_mod.export_zip(self.project(view), fmt, self.config.downloads_dir, reviewed_only)
+
+    def preview(self, view: View, show_boxes: bool = False) -> Path:
+        return export_mod.export_preview(self.project(view), self._video(view), self.config.downloads_dir, show_boxes)
+
+    # ------------------------------------------------------------------ internals
+    def _video(self, view: View) -> str:
+        if not view.video:
+            raise StudioError("add or choose a video first")
+        return view.video
+
+    def _remember(self, view: View) -> View:
+        if view.project:
+            self.library.save_view(view)
+        return view
+
+    def _valid(self, view: View) -> View:
+        """``view`` with a video, object and frame that exist (falling back to the first ones)."""
+        project = self.project(view)
+        videos = [v.name for v in project.videos()]
+        video = view.video if view.video in videos else (videos[0] if videos else None)
+        if video is None:
+            return self._remember(View(view.project))
+        ids = [o.obj_id for o in project.objects(video)]
+        obj_id = view.obj_id if view.obj_id in ids else (ids[0] if ids else None)
+        count = project.video(video).frame_count
+        frame = min(max(view.frame, 0), count - 1) if video == view.video else 0
+        return self._remember(View(view.project, video, frame, obj_id))
+
+
+def _category(text: str) -> str:
+    text = " ".join((text or "").split())
+    if len(text) > MAX_CATEGORY_CHARS:
+        raise StudioError(f"category is {len(text)} characters long; keep it under {MAX_CATEGORY_CHARS}")
+    return text or "others"
+
+
+def _imported(info) -> str:
+    fps = f" at {info.fps:.3g} fps" if info.fps else ""
+    return f"imported {info.name}: {info.frame_count} frames of {info.width}x{info.height}{fps}"
