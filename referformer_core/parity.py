@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import pipeline
 from .config import ReferFormerConfig
 from .referformer import ReferFormer
 
@@ -98,15 +98,15 @@ def run_fixture(fixture: Fixture, device: str = "cpu", autocast: str | None = No
     return result
 
 
-def postprocess(pred_logits: Tensor, pred_masks: Tensor, orig_size: tuple[int, int], threshold: float = 0.5) -> dict[str, Tensor]:
-    """Official Ref-Youtube-VOS post-processing: best query by mean score, bilinear resize, threshold.
+def postprocess(pred_logits: Tensor, pred_masks: Tensor, orig_size: tuple[int, int],
+                threshold: float = pipeline.THRESHOLD) -> dict[str, Tensor]:
+    """Official Ref-Youtube-VOS post-processing, as :mod:`referformer_core.pipeline` does it: best query by mean
+    score, bilinear resize, threshold.
 
     ``pred_logits [T, Q, K]``, ``pred_masks [T, Q, h, w]`` -> best query, ``post_probs [T, H, W]``, ``post_binary``.
     """
-    scores = pred_logits.sigmoid().mean(0).max(-1)[0]
-    best = int(scores.argmax())
-    logits = pred_masks[:, best][None]
-    probs = F.interpolate(logits, size=orig_size, mode="bilinear", align_corners=False).sigmoid()[0]
+    best = pipeline.best_query(pred_logits.max(-1)[0])
+    probs = pipeline.mask_probs(pred_masks[:, best], orig_size)
     return {"post_best_query": torch.tensor(best), "post_probs": probs, "post_binary": probs > threshold}
 
 

@@ -9,48 +9,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from . import pipeline
 from .checkpoint import load_checkpoint
 from .errors import ExpressionError, ReferFormerError
+from .pipeline import ObjectResult
 from .referformer import ReferFormer
-from .text import load_tokenizer, tokenize, validate_expression
-from .video import FrameBuffer, iter_frames, normalize_frames, resize_frame
+from .text import load_tokenizer, validate_expression
+from .video import FrameBuffer
 
 Progress = Callable[[int, int], None]
 
 
 @dataclass
-class ObjectResult:
-    """Raw model outputs for one expression over the whole video.
-
-    ``logits [T, Q]`` (class score logits), ``boxes [T, Q, 4]`` (cx, cy, w, h in [0, 1]),
-    ``mask_logits [T, Q, h, w]`` at stride 4 of the model input, ``best_query`` by mean score.
-    """
-
-    logits: Tensor
-    boxes: Tensor
-    mask_logits: Tensor
-
-    @property
-    def query_scores(self) -> Tensor:
-        """``[Q]`` mean over frames of each query's score."""
-        return self.logits.sigmoid().mean(0)
-
-    @property
-    def best_query(self) -> int:
-        return int(self.query_scores.argmax())
-
-
-@dataclass
-class Track:
+class CandidateTrack:
     """One query's track: ``masks [T, H, W]`` bool, ``scores [T]``, ``boxes [T, 4]`` (x0, y0, x1, y1 pixels)."""
 
     query: int
@@ -95,11 +73,13 @@ class VideoPredictor:
     """Segment the object an expression refers to, on every frame of a video.
 
     The model runs ``window`` frames per forward pass (``None``: the whole video in one pass, as the official
-    code); ``first_window`` makes the first pass shorter so that the first masks arrive sooner.
+    code); ``first_window`` makes the first pass shorter so that the first masks arrive sooner. Every step from
+    frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the project.
     """
 
-    def __init__(self, model: ReferFormer, tokenizer, device: str | torch.device = "cpu", short_side: int = 360,
-                 threshold: float = 0.5, window: int | None = 36, autocast: str | None = None,
+    def __init__(self, model: ReferFormer, tokenizer, device: str | torch.device = "cpu",
+                 short_side: int = pipeline.SHORT_SIDE, threshold: float = pipeline.THRESHOLD,
+                 window: int | None = pipeline.WINDOW, autocast: str | None = None,
                  first_window: int | None = None) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -123,11 +103,8 @@ class VideoPredictor:
 
     def init_state(self, video: str | Path | np.ndarray | Iterable, stride: int = 1) -> InferenceState:
         """Decode (streamed) and resize the frames of a path, an array ``[T, H, W, 3]`` uint8, or an iterable of frames."""
-        frames, orig = FrameBuffer(), None
-        for frame in iter_frames(video, stride=stride):
-            orig = frame.shape[:2]
-            frames.append(resize_frame(frame, self.short_side))
-        return InferenceState(frames=frames, orig_size=(int(orig[0]), int(orig[1])))
+        frames, orig_size = pipeline.prepare_frames(video, self.short_side, stride)
+        return InferenceState(frames=frames, orig_size=orig_size)
 
     def add_expression(self, state: InferenceState, obj_id: int, text: str) -> None:
         """Set (or replace) the expression of object ``obj_id``; results are computed by ``propagate_in_video``."""
@@ -158,7 +135,7 @@ class VideoPredictor:
         obj_ids = sorted(state.expressions)
         used: dict[tuple[int, int], tuple[int, ...]] = {}
         for start, end, logits in self._run_windows(state, progress):
-            queries = tuple(int(logits[o].sigmoid().mean(0).argmax()) for o in obj_ids)
+            queries = tuple(pipeline.best_query(logits[o]) for o in obj_ids)
             used[(start, end)] = queries
             yield self._window_masks(state, obj_ids, start, end, queries, logits, final=False)
         final = tuple(state.results[o].best_query for o in obj_ids)
@@ -193,17 +170,12 @@ class VideoPredictor:
                             for s, e in self._windows(state.num_frames))
             return
         windows = self._windows(state.num_frames)
-        parts: dict[int, list] = {o: [] for o in pending}
-        for done, (start, end) in enumerate(windows, start=1):
-            outputs = self._forward(state.frames[start:end], [state.expressions[o] for o in pending])
-            for obj_id, output in zip(pending, outputs):
-                parts[obj_id].append(output)
-            if done == len(windows):
-                for obj_id in pending:
-                    state.results[obj_id] = ObjectResult(*(torch.cat(p, 0) for p in zip(*parts[obj_id])))
-            else:
-                for obj_id in pending:
-                    state.partial[obj_id] = ObjectResult(*(torch.cat(p, 0) for p in zip(*parts[obj_id])))
+        texts = [state.expressions[o] for o in pending]
+        runs = pipeline.run_windows(self.model, self.tokenizer, state.frames, texts, windows, self.device,
+                                    self.autocast_dtype)
+        for done, (start, end, results) in enumerate(runs, start=1):
+            for obj_id, result in zip(pending, results):
+                (state.results if done == len(windows) else state.partial)[obj_id] = result
             if progress is not None:
                 progress(done, len(windows))
             logits = {o: self._known(state, o).logits[:end] for o in state.expressions}
@@ -232,7 +204,7 @@ class VideoPredictor:
         result = self._result(state, obj_id)
         return self._boxes_xyxy(result.boxes[:, result.best_query], state.orig_size)
 
-    def candidate_tracks(self, state: InferenceState, obj_id: int) -> list[Track]:
+    def candidate_tracks(self, state: InferenceState, obj_id: int) -> list[CandidateTrack]:
         """Every query's track for ``obj_id``, best mean score first (so the UI can offer the runner-up)."""
         result = self._result(state, obj_id)
         scores = result.query_scores
@@ -240,16 +212,18 @@ class VideoPredictor:
         for q in scores.argsort(descending=True).tolist():
             masks = np.stack([self._upsample(result.mask_logits[t, q][None], state.orig_size)[0]
                               for t in range(state.num_frames)])
-            tracks.append(Track(query=q, mean_score=float(scores[q]), scores=result.logits[:, q].sigmoid().numpy(),
-                                boxes=self._boxes_xyxy(result.boxes[:, q], state.orig_size), masks=masks))
+            tracks.append(CandidateTrack(query=q, mean_score=float(scores[q]),
+                                         scores=result.logits[:, q].sigmoid().numpy(),
+                                         boxes=self._boxes_xyxy(result.boxes[:, q], state.orig_size), masks=masks))
         return tracks
 
     def predict(self, frames: str | Path | np.ndarray | Iterable, expression: str) -> np.ndarray:
-        """One call for scripts: ``[T, H, W]`` bool masks of the object ``expression`` refers to."""
-        state = self.init_state(frames)
-        self.add_expression(state, 1, expression)
-        masks = {frame_idx: m[0] for frame_idx, _, m in self.propagate_in_video(state)}
-        return np.stack([masks[t] for t in range(state.num_frames)])
+        """One call for scripts: ``[T, H, W]`` bool masks of the object ``expression`` refers to
+        (:func:`referformer_core.pipeline.segment_video` with this predictor's settings)."""
+        options = pipeline.InferenceOptions(self.short_side, self.window, self.first_window, self.threshold,
+                                            self.autocast_dtype)
+        return pipeline.segment_video(self.model, self.tokenizer, frames, [validate_expression(expression)],
+                                      options, self.device)[0]
 
     def _result(self, state: InferenceState, obj_id: int) -> ObjectResult:
         if obj_id not in state.expressions:
@@ -259,28 +233,11 @@ class VideoPredictor:
 
     def _windows(self, num_frames: int) -> list[tuple[int, int]]:
         """``(start, end)`` of each forward pass: ``first_window`` frames, then ``window`` frames at a time."""
-        size = num_frames if not self.window else self.window
-        first = min(self.first_window or size, size)
-        starts = [0, *range(first, num_frames, size)]
-        return [(s, min(e, num_frames)) for s, e in zip(starts, starts[1:] + [num_frames]) if s < num_frames]
-
-    def _forward(self, frames: Tensor, texts: list[str]) -> list[tuple[Tensor, Tensor, Tensor]]:
-        """``frames [t, 3, h, w]`` uint8 and N expressions -> per expression: logits ``[t, Q]``,
-        boxes ``[t, Q, 4]``, mask logits ``[t, Q, h/4, w/4]``."""
-        ids, attention = tokenize(self.tokenizer, texts, self.device)
-        x = normalize_frames(frames.to(self.device))[None]
-        sizes = torch.tensor([x.shape[-2:]], device=self.device)
-        precision = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
-                     else nullcontext())
-        with torch.inference_mode(), precision:
-            outs = self.model.decode_each(self.model.encode_frames(x), self.model.encode_text(ids, attention), sizes)
-        return [(out["pred_logits"][0].float().max(-1)[0].cpu(), out["pred_boxes"][0].float().cpu(),
-                 out["pred_masks"][0].float().cpu()) for out in outs]
+        return pipeline.window_bounds(num_frames, self.window, self.first_window)
 
     def _upsample(self, logits: Tensor, size: tuple[int, int]) -> np.ndarray:
         """``[N, h, w]`` mask logits -> ``[N, H, W]`` bool at the original size."""
-        probs = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0].sigmoid()
-        return (probs > self.threshold).numpy()
+        return pipeline.upsample_masks(logits, size, self.threshold)
 
     @staticmethod
     def _boxes_xyxy(boxes: Tensor, size: tuple[int, int]) -> np.ndarray:

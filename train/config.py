@@ -46,7 +46,6 @@ class TrainConfig:
     crop_max_size: int = 600
     max_size: int = 640
     eval_short_side: int = 360
-    eval_max_size: int = 640
     lr: float = 1e-4
     lr_backbone: float = 5e-5
     lr_text_encoder: float = 1e-5

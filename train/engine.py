@@ -6,20 +6,18 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from referformer_core.pipeline import InferenceOptions, segment_video
 from referformer_core.referformer import ReferFormer
 from referformer_core.text import tokenize
 from train import metrics
 from train.config import TrainConfig
-from train.data import SIZE_DIVISIBILITY, ClipBatch, ExpressionRecord, frames_tensor, read_clip
+from train.data import ClipBatch, ExpressionRecord, read_clip
 from train.distributed import gather_objects, mean_over_processes
 from train.losses import LOSS_NAMES, SetCriterion, build_weight_dict, weighted_total
 from train.matcher import HungarianMatcher
-from train.transforms import Clip, resize
 
 PARAM_GROUPS = ("rest", "backbone", "text_encoder", "linear_proj")
 
@@ -137,41 +135,22 @@ def train_one_epoch(model: nn.Module, criterion: SetCriterion, batches: Iterable
     return {k: v / steps for k, v in sums.items()} if steps else {}
 
 
-@torch.no_grad()
-def predict_masks(model: ReferFormer, tokenizer, frames: Sequence[np.ndarray], expression: str,
-                  short_side: int, max_size: int, device: torch.device, amp: bool = False) -> np.ndarray:
-    """Official inference on a whole clip: ``T x [H, W, 3]`` uint8 -> ``[T, H, W]`` bool masks of the query
-    with the best mean score (resized to ``short_side``, padded to 32, masks upsampled, cropped, resized back)."""
-    h, w = frames[0].shape[:2]
-    clip = resize(Clip(list(frames), np.zeros((len(frames), h, w), bool), expression), short_side, max_size)
-    x = frames_tensor(clip.frames)
-    ih, iw = x.shape[-2:]
-    ph, pw = (math.ceil(s / SIZE_DIVISIBILITY) * SIZE_DIVISIBILITY for s in (ih, iw))
-    padded = F.pad(x, (0, pw - iw, 0, ph - ih))[None].to(device)
-    padding = torch.ones(1, len(frames), ph, pw, dtype=torch.bool, device=device)
-    padding[..., :ih, :iw] = False
-    ids, attention = tokenize(tokenizer, [expression], device)
-    with autocast_for(device, amp):
-        out = model(padded, model.encode_text(ids, attention), torch.tensor([[ih, iw]], device=device), padding)
-    scores = out["pred_logits"][0].float().sigmoid().max(-1).values.mean(0)  # [Q]
-    logits = out["pred_masks"][0, :, int(scores.argmax())].float()  # [T, ph/4, pw/4]
-    logits = F.interpolate(logits[None], size=(ph, pw), mode="bilinear", align_corners=False)[..., :ih, :iw]
-    probs = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)[0].sigmoid()
-    return (probs > 0.5).cpu().numpy()
-
-
 def evaluate_held_out(model: ReferFormer, tokenizer, root: str | Path, records: Sequence[ExpressionRecord],
                       config: TrainConfig, device: torch.device, rank: int = 0, world_size: int = 1
                       ) -> dict[str, float]:
     """J&F, J and F (DAVIS means over expressions, in [0, 1]) of ``model`` on every frame of ``records``;
-    the expressions are shared out among the processes and the results gathered."""
+    the expressions are shared out among the processes and the results gathered.
+
+    Masks come from :func:`referformer_core.pipeline.segment_video`, the predictor's pipeline (float32, windows
+    of 36 frames, resized to ``config.eval_short_side``), so the score is the one a user of the checkpoint gets.
+    """
     was_training = model.training
     model.eval()
+    options = InferenceOptions(short_side=config.eval_short_side)
     results = []
     for record in records[rank::world_size]:
         clip = read_clip(Path(root), record, range(len(record.frames)))
-        pred = predict_masks(model, tokenizer, clip.frames, record.expression, config.eval_short_side,
-                             config.eval_max_size, device, config.amp)
+        pred = segment_video(model, tokenizer, clip.frames, [record.expression], options, device)[0]
         results.append(metrics.j_and_f(pred, clip.masks))
     model.train(was_training)
     everything = [r for part in gather_objects(results) for r in part]

@@ -34,7 +34,7 @@ def main() -> None:
     trainer.build_model = build_model_without_dropout
     config = TrainConfig(data=data, out=out, val=data, config="tiny", text_encoder=tokenizer, epochs=2,
                          batch_size=batch_size, num_frames=3, augment=False, train_scales=(64,), max_size=96, eval_short_side=64,
-                         eval_max_size=96, lr=1e-3, lr_drop=(1,), num_workers=0, progress=False, device="cpu")
+                         lr=1e-3, lr_drop=(1,), num_workers=0, progress=False, device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         report = trainer.fit(config)

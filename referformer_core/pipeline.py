@@ -1,0 +1,155 @@
+"""Frames -> masks: the one inference pipeline (the official Ref-Youtube-VOS pre/post-processing, in windows).
+
+    frames [H, W, 3] uint8
+      -> resize to a ``short_side`` of 360 (antialiased bilinear), kept as uint8 in a ``FrameBuffer``
+      -> ImageNet normalisation
+      -> the model, ``window`` frames per forward pass (the backbone once per window for all expressions)
+      -> per expression, the query with the best mean score over all frames of all windows
+      -> its mask logits upsampled (bilinear) to the original size -> sigmoid > ``threshold`` (0.5)
+
+:func:`segment_video` runs every step. ``VideoPredictor`` runs the same steps window by window
+(:func:`prepare_frames`, :func:`run_windows`, :func:`best_query`, :func:`upsample_masks`); ``parity`` post-processes
+with :func:`best_query` and :func:`mask_probs`; the trainer's held-out evaluation calls :func:`segment_video`.
+So the number training reports is the number a user gets.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .referformer import ReferFormer
+from .text import tokenize
+from .video import FrameBuffer, iter_frames, normalize_frames, resize_frame
+
+SHORT_SIDE = 360
+WINDOW = 36
+THRESHOLD = 0.5
+Video = str | Path | np.ndarray | Iterable
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How frames become masks: resize ``short_side``; ``window`` frames per forward pass (``None``: the whole
+    video in one pass, as the official code), the first pass ``first_window`` frames when given; mask
+    ``threshold``; ``autocast`` dtype (``None``: float32)."""
+
+    short_side: int = SHORT_SIDE
+    window: int | None = WINDOW
+    first_window: int | None = None
+    threshold: float = THRESHOLD
+    autocast: torch.dtype | None = None
+
+
+@dataclass
+class ObjectResult:
+    """Raw model outputs for one expression over the frames run so far.
+
+    ``logits [T, Q]`` (class score logits), ``boxes [T, Q, 4]`` (cx, cy, w, h in [0, 1]),
+    ``mask_logits [T, Q, h, w]`` at stride 4 of the model input, ``best_query`` by mean score.
+    """
+
+    logits: Tensor
+    boxes: Tensor
+    mask_logits: Tensor
+
+    @property
+    def query_scores(self) -> Tensor:
+        """``[Q]`` mean over frames of each query's score."""
+        return self.logits.sigmoid().mean(0)
+
+    @property
+    def best_query(self) -> int:
+        return best_query(self.logits)
+
+
+def prepare_frames(video: Video, short_side: int = SHORT_SIDE, stride: int = 1) -> tuple[FrameBuffer, tuple[int, int]]:
+    """Decode (streamed) and resize every ``stride``-th frame; the buffer of ``[T, 3, h, w]`` uint8 frames and
+    the original ``(H, W)``."""
+    frames, orig = FrameBuffer(), None
+    for frame in iter_frames(video, stride=stride):
+        orig = frame.shape[:2]
+        frames.append(resize_frame(frame, short_side))
+    return frames, (int(orig[0]), int(orig[1]))
+
+
+def window_bounds(num_frames: int, window: int | None = WINDOW, first_window: int | None = None
+                  ) -> list[tuple[int, int]]:
+    """``(start, end)`` of each forward pass: ``first_window`` frames, then ``window`` frames at a time."""
+    size = num_frames if not window else window
+    first = min(first_window or size, size)
+    starts = [0, *range(first, num_frames, size)]
+    return [(s, min(e, num_frames)) for s, e in zip(starts, starts[1:] + [num_frames]) if s < num_frames]
+
+
+def forward_window(model: ReferFormer, tokenizer, frames: Tensor, texts: list[str], device: torch.device,
+                   autocast: torch.dtype | None = None) -> list[ObjectResult]:
+    """``frames [t, 3, h, w]`` uint8 and N expressions -> per expression: logits ``[t, Q]``, boxes ``[t, Q, 4]``,
+    mask logits ``[t, Q, h/4, w/4]`` (float32, on the CPU); the backbone runs once for all expressions."""
+    ids, attention = tokenize(tokenizer, texts, device)
+    x = normalize_frames(frames.to(device))[None]
+    sizes = torch.tensor([x.shape[-2:]], device=device)
+    precision = torch.autocast(device.type, dtype=autocast) if autocast else nullcontext()
+    with torch.inference_mode(), precision:
+        outs = model.decode_each(model.encode_frames(x), model.encode_text(ids, attention), sizes)
+    return [ObjectResult(out["pred_logits"][0].float().max(-1)[0].cpu(), out["pred_boxes"][0].float().cpu(),
+                         out["pred_masks"][0].float().cpu()) for out in outs]
+
+
+def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, texts: list[str],
+                bounds: list[tuple[int, int]], device: torch.device, autocast: torch.dtype | None = None
+                ) -> Iterator[tuple[int, int, list[ObjectResult]]]:
+    """Run ``texts`` over ``frames[start:end]`` for each window of ``bounds``; yields ``(start, end, results)``
+    where ``results[i]`` holds expression i's outputs on every frame done so far (``[end, ...]``)."""
+    parts: list[list[ObjectResult]] = [[] for _ in texts]
+    for start, end in bounds:
+        for part, output in zip(parts, forward_window(model, tokenizer, frames[start:end], texts, device, autocast)):
+            part.append(output)
+        yield start, end, [_concat(part) for part in parts]
+
+
+def _concat(results: list[ObjectResult]) -> ObjectResult:
+    if len(results) == 1:
+        return results[0]
+    return ObjectResult(*(torch.cat(p, 0) for p in zip(*((r.logits, r.boxes, r.mask_logits) for r in results))))
+
+
+def best_query(logits: Tensor) -> int:
+    """The query with the best mean score over frames: ``logits [T, Q]`` class logits."""
+    return int(logits.sigmoid().mean(0).argmax())
+
+
+def mask_probs(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
+    """``[N, h, w]`` mask logits -> ``[N, H, W]`` probabilities at ``size`` (bilinear, then sigmoid)."""
+    return F.interpolate(mask_logits[None], size=size, mode="bilinear", align_corners=False)[0].sigmoid()
+
+
+def upsample_masks(mask_logits: Tensor, size: tuple[int, int], threshold: float = THRESHOLD) -> np.ndarray:
+    """``[N, h, w]`` mask logits -> ``[N, H, W]`` bool at ``size``."""
+    return (mask_probs(mask_logits, size) > threshold).numpy()
+
+
+def segment_video(model: ReferFormer, tokenizer, video: Video, expressions: list[str],
+                  options: InferenceOptions = InferenceOptions(), device: str | torch.device = "cpu") -> np.ndarray:
+    """Every step: ``[N, T, H, W]`` bool masks, at the original size, of the objects the N ``expressions`` name.
+
+    ``video``: a path, an array ``[T, H, W, 3]`` uint8 or an iterable of frames. ``model`` must be on ``device``.
+    """
+    frames, orig_size = prepare_frames(video, options.short_side)
+    bounds = window_bounds(len(frames), options.window, options.first_window)
+    results: list[ObjectResult] = []
+    for _start, _end, results in run_windows(model, tokenizer, frames, expressions, bounds, torch.device(device),
+                                             options.autocast):
+        pass
+    out = np.empty((len(expressions), len(frames), *orig_size), dtype=bool)
+    for i, result in enumerate(results):
+        query = result.best_query
+        for start, end in bounds:
+            out[i, start:end] = upsample_masks(result.mask_logits[start:end, query], orig_size, options.threshold)
+    return out
