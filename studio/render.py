@@ -93,5 +93,6 @@ def thumbnail(image: np.ndarray, height: int = 72) -> np.ndarray:
 def filmstrip(project: Project, video: str, count: int = 12, height: int = 72) -> list[tuple[np.ndarray, str]]:
     """Up to ``count`` thumbnails spread over the video, with their frame numbers as captions."""
     total = project.video(video).frame_count
-    picks = sorted({int(round(i * (total - 1) / max(count - 1, 1))) for i in range(min(count, total))})
+    n = min(count, total)
+    picks = sorted({int(round(i * (total - 1) / max(n - 1, 1))) for i in range(n)})
     return [(thumbnail(render_frame(project, video, t, show_labels=False), height), f"frame {t}") for t in picks]
