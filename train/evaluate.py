@@ -7,13 +7,18 @@ Layouts:
   (``videos -> <video> -> {frames: [...], expressions: {<exp_id>: {exp, obj_id}}}``);
   ``--meta FILE`` points at the json elsewhere.
 * ``--pred DIR`` holds ``<video>/<exp_id>/<frame>.png`` binary masks (the
-  official submission layout; any non-zero pixel is foreground).
+  official submission layout; any non-zero pixel is foreground) and, optionally,
+  ``<video>/<exp_id>/scores.json`` ``{"scores": [one per frame]}`` (as
+  ``referformer segment --preview`` writes it): the confidence of each mask.
 
 Each expression is one object: its ground truth on a frame is
 ``Annotations == obj_id``. Reported: J&F, J, F with DAVIS recall and decay
 (means over expressions), and overall IoU, mean IoU and precision@0.5..0.9
-over all (expression, frame) pairs. The table goes to stdout, the json (summary
-and per-expression J, F) to ``--out`` (default ``<pred>/evaluation.json``).
+over all (expression, frame) pairs, and the A2D-Sentences mAP@0.5:0.95 (with
+AP@0.5 and AP@0.75): each (expression, frame) pair is a sample with one candidate
+mask, ranked by its confidence (1 where no scores.json is given). The table goes
+to stdout, the json (summary and per-expression J, F) to ``--out`` (default
+``<pred>/evaluation.json``).
 """
 from __future__ import annotations
 
@@ -105,6 +110,21 @@ def read_binary_mask(path: Path) -> np.ndarray:
     return mask.any(axis=-1) if mask.ndim == 3 else mask > 0
 
 
+def read_scores(folder: Path, num_frames: int) -> np.ndarray:
+    """``[T]`` confidence of each predicted mask: ``folder/scores.json``'s ``scores``, else all 1."""
+    path = folder / "scores.json"
+    if not path.is_file():
+        return np.ones(num_frames)
+    try:
+        scores = json.loads(path.read_text()).get("scores")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise EvaluationError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(scores, list) or len(scores) != num_frames or \
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores):
+        raise EvaluationError(f"{path}: 'scores' must be a list of {num_frames} numbers, one per frame")
+    return np.asarray(scores, dtype=np.float64)
+
+
 def _progress(done: int, total: int) -> None:
     sys.stderr.write(f"\r  evaluating videos {done}/{total}")
     if done == total:
@@ -121,7 +141,8 @@ def evaluate(
     """Evaluate every expression of the ground truth; returns the json-ready result.
 
     Keys: ``summary`` (J&F, J, J-Recall, J-Decay, F, F-Recall, F-Decay,
-    overall IoU, mean IoU as fractions, and ``P@0.5`` .. ``P@0.9``), ``counts``
+    overall IoU, mean IoU as fractions, ``P@0.5`` .. ``P@0.9``, ``mAP@0.5:0.95``,
+    ``AP@0.5``, ``AP@0.75``), ``counts``
     (videos, expressions, frames) and ``per_expression``
     (``"<video>/<exp_id>" -> {"J", "F", "J&F"}``). Raises :class:`EvaluationError`.
     """
@@ -139,7 +160,7 @@ def evaluate(
     for exp in expressions:
         by_video.setdefault(exp.video, []).append(exp)
 
-    results, per_expression, inters, unions = [], {}, [], []
+    results, per_expression, inters, unions, scores = [], {}, [], [], []
     for done, (video, video_exps) in enumerate(by_video.items(), start=1):
         label_maps = {
             frame: read_label_map(annotations / video / f"{frame}.png")
@@ -159,6 +180,7 @@ def evaluate(
             inter, union = metrics.intersection_union(pred, gt)
             inters.append(inter)
             unions.append(union)
+            scores.append(read_scores(pred_dir / video / exp.exp_id, len(exp.frames)))
         if progress is not None:
             progress(done, len(by_video))
 
@@ -167,7 +189,11 @@ def evaluate(
     summary = metrics.summarize_j_and_f(results)
     summary["overall IoU"] = metrics.overall_iou(inter, union)
     summary["mean IoU"] = metrics.mean_iou(inter, union)
-    summary.update({f"P@{t}": v for t, v in metrics.precision_at(metrics.sample_iou(inter, union)).items()})
+    ious = metrics.sample_iou(inter, union)
+    summary.update({f"P@{t}": v for t, v in metrics.precision_at(ious).items()})
+    ap = metrics.average_precision([iou[None] for iou in ious], [s[None] for s in np.concatenate(scores)])
+    summary["mAP@0.5:0.95"] = metrics.mean_average_precision(ap)
+    summary["AP@0.5"], summary["AP@0.75"] = ap[0.5], ap[0.75]
     return {
         "pred": str(pred_dir),
         "gt": str(gt_dir),
@@ -182,10 +208,10 @@ def format_table(result: dict) -> str:
     counts = result["counts"]
     lines = [
         f"{counts['videos']} videos, {counts['expressions']} expressions, {counts['frames']} frames",
-        f"{'metric':<12}{'value (%)':>10}",
+        f"{'metric':<14}{'value (%)':>10}",
     ]
     for key, value in result["summary"].items():
-        lines.append(f"{key:<12}{100 * value:>10.2f}")
+        lines.append(f"{key:<14}{100 * value:>10.2f}")
     return "\n".join(lines)
 
 

@@ -80,6 +80,22 @@ def test_evaluate_hand_worked(dataset):
     assert s["P@0.5"] == pytest.approx(0.8) and s["P@0.9"] == pytest.approx(0.8)
 
 
+def test_map_ranks_the_masks_by_their_scores(dataset, capsys):
+    pred, gt = dataset
+    # all confidences 1: hits 1, 1, 0, 1, 1 in file order; precision 1, 1, .8, .8, .8 at recall .2 .. .8
+    assert evaluate(pred, gt)["summary"]["mAP@0.5:0.95"] == pytest.approx(73 / 101)
+    (pred / "v1/1/scores.json").write_text(json.dumps({"scores": [0.1, 0.9]}))
+    s = evaluate(pred, gt)["summary"]
+    assert s["mAP@0.5:0.95"] == pytest.approx(81 / 101), "the miss (v1/1 frame 0) now ranks last"
+    assert s["AP@0.5"] == s["AP@0.75"] == s["mAP@0.5:0.95"]
+    assert main(["--pred", str(pred), "--gt", str(gt)]) == 0
+    assert any(line.split() == ["mAP@0.5:0.95", "80.20"] for line in capsys.readouterr().out.splitlines())
+    assert json.loads((pred / "evaluation.json").read_text())["summary"]["mAP@0.5:0.95"] == pytest.approx(81 / 101)
+    (pred / "v1/1/scores.json").write_text(json.dumps({"scores": [0.1]}))
+    assert main(["--pred", str(pred), "--gt", str(gt)]) == 2
+    assert "must be a list of 2 numbers" in capsys.readouterr().err
+
+
 def test_cli_prints_table_and_writes_json(dataset, capsys):
     pred, gt = dataset
     assert main(["--pred", str(pred), "--gt", str(gt)]) == 0
