@@ -203,7 +203,7 @@ def _plan(options: AnnotateOptions, world_size: int, log: Log) -> tuple[Project,
         except ReferFormerError as e:
             failed[name] = str(e)
             log(f"skipped {name}: {e}")
-    finished = len(set(done) | set(pending)) if done or pending else 0
+    finished = sum(1 for name in set(sources) & set(objects) if name in done or name in pending)
     if finished:
         log(f"{finished} video(s) already finished by an earlier run, skipped")
     shares = [[{"source": asdict(sources[n]), "objects": [asdict(o) for o in objects[n]], "frames": counts[n]}
@@ -281,6 +281,7 @@ class _Progress:
         self.videos = self.frames_done = self.in_video = 0
         self.start = self.last = time.perf_counter()
         self.tty = sys.stderr.isatty()
+        self.width = 0
         self._status(False, {})
 
     def frames(self, done: int) -> None:
@@ -307,6 +308,11 @@ class _Progress:
             "failed": failed, "seconds": time.perf_counter() - self.start})
 
     def _line(self) -> str:
+        line = self._text()
+        self.width = max(self.width, len(line))
+        return line.ljust(self.width) if self.tty else line
+
+    def _text(self) -> str:
         frames = self.frames_done + self.in_video
         fps = frames / max(time.perf_counter() - self.start, 1e-9)
         line = (f"{'rank %d: ' % self.ctx.rank if self.ctx.distributed else ''}videos {self.videos}/"

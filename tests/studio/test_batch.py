@@ -25,6 +25,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SHORT_SIDE = 48  # synthetic frames are 64x96: the project holds them at 48x72
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One thread, as each torchrun process runs (OMP_NUM_THREADS=1), so in-process runs compare bit for bit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory) -> Path:
     return write_tokenizer(tmp_path_factory.mktemp("tokenizer"))
@@ -121,7 +130,6 @@ def test_inputs_formats_and_balance(inputs, tmp_path):
 
 
 def test_annotate_writes_a_project_the_studio_opens(inputs, checkpoint, tokenizer, tmp_path, capsys):
-    torch.set_num_threads(1)
     out, export = tmp_path / "project", tmp_path / "export"
     assert main(_args(inputs, checkpoint, tokenizer, out, "--export", "ytvos", str(export))) == 0
     printed = capsys.readouterr().out
@@ -205,7 +213,6 @@ def test_a_half_committed_video_is_redone_and_the_result_is_the_same(inputs, che
             project.remove_object("video001", 2)
             raise KeyboardInterrupt  # killed between the store's edits and the committed marker
 
-    torch.set_num_threads(1)
     out = tmp_path / "project"
     monkeypatch.setattr(batch_results, "commit", commit_then_die)
     with pytest.raises(KeyboardInterrupt):
