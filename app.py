@@ -167,6 +167,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                     screen = build_screen(studio, view, display(boxes, labels, thr), with_filmstrip=filmstrip_too)
                 except Exception as exc:  # every failure is shown as one line; the page keeps working
                     note = "⚠️ " + user_message(exc)
+                    gr.Warning(user_message(exc))
                     try:
                         screen = build_screen(studio, view, display(boxes, labels, thr), with_filmstrip=filmstrip_too)
                     except Exception as again:
@@ -239,6 +240,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                         yield show(build_screen(studio, view, opts)) + [step.describe()]
                     yield show(build_screen(studio, view, opts)) + ["✅ done: " + studio.status_line(view)]
                 except Exception as exc:
+                    gr.Warning(user_message(exc))
                     yield show(build_screen(studio, view, opts)) + ["⚠️ " + user_message(exc)]
             return handler
 
@@ -304,12 +306,14 @@ def build_app(studio: Studio) -> gr.Blocks:
                 path, note = studio.export(v, fmt, bool(reviewed))
                 return str(path), "✅ " + note
             except Exception as exc:
+                gr.Warning(user_message(exc))
                 return None, "⚠️ " + user_message(exc)
 
         def do_preview(v: View, boxes: bool):
             try:
                 return str(studio.preview(v, bool(boxes))), "✅ preview written"
             except Exception as exc:
+                gr.Warning(user_message(exc))
                 return None, "⚠️ " + user_message(exc)
 
         export_btn.click(do_export, [view_state, export_format, export_reviewed], [export_file, message],
@@ -317,7 +321,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         preview_btn.click(do_preview, [view_state, show_boxes], [export_file, message], api_name="preview",
                           concurrency_id="export")
 
-        demo.load(lambda *a: act(lambda v: v, filmstrip_too=True)(*a), [view_state, *display_inputs],
+        demo.load(act(studio.resume, filmstrip_too=True), [view_state, *display_inputs],
                   screen_outputs + [message, filmstrip], api_visibility="private")
     return demo
 

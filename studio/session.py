@@ -69,6 +69,13 @@ class Studio:
         view = self.library.load_view(name)
         return self._valid(view)
 
+    def resume(self, view: View) -> View:
+        """A new tab: ``view`` if it has a project, else the most recently used project where it was left."""
+        if view.project:
+            return self._valid(view)
+        names = self.library.names()
+        return self.open_project(names[0]) if names else view
+
     def close(self) -> None:
         with self._lock:
             for project in self._open.values():
