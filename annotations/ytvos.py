@@ -8,7 +8,9 @@
     <root>/meta_expressions.json  {"videos": {video: {"expressions": {"<exp_id>": {"exp", "obj_id"}},
                                                       "frames": [frame, ...]}}}
 
-``obj_id`` and ``exp_id`` are strings of digits, as in the official files.  Every frame listed in
+``obj_id`` and ``exp_id`` are strings of digits, as in the official files.  :func:`read_meta_expressions` is
+the one reader of ``meta_expressions.json`` (training and evaluation use it too) and
+:func:`annotations.images.read_label_png` the one reader of the PNGs.  Every frame listed in
 ``frames`` gets a PNG (the loader reads one for each sampled frame).  A PNG holds one id per pixel:
 where masks of several objects overlap, the object with the larger ``obj_id`` wins.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,50 @@ from .store import Project
 
 MAX_OBJ_ID = 255
 TYPED_CATEGORY = "studio_category"
+
+
+@dataclass(frozen=True)
+class Expression:
+    """One referring expression of ``meta_expressions.json``: raw text, and the object it names (None in splits
+    released without annotations)."""
+
+    exp_id: str
+    text: str
+    obj_id: int | None
+
+
+@dataclass(frozen=True)
+class VideoExpressions:
+    """One video of ``meta_expressions.json``: its frame names sorted (as the official loader sorts them) and
+    its expressions in file order."""
+
+    name: str
+    frames: tuple[str, ...]
+    expressions: tuple[Expression, ...]
+
+
+def read_meta_expressions(exp_file: str | Path) -> list[VideoExpressions]:
+    """Read and validate a ``meta_expressions.json`` (videos in file order); FormatError names the field."""
+    exp_file = Path(exp_file)
+    out = []
+    for name, data in field(exp_file, load_json(exp_file), "videos", dict, "").items():
+        where = f"videos.{name}"
+        safe_name(exp_file, where, name)
+        frame_names = field(exp_file, data, "frames", list, where)
+        if not frame_names:
+            raise FormatError(exp_file, f"{where}.frames", "is empty")
+        for i, frame in enumerate(frame_names):
+            safe_name(exp_file, f"{where}.frames[{i}]", frame)
+        if len(set(frame_names)) != len(frame_names):
+            raise FormatError(exp_file, f"{where}.frames", "has duplicate frame names")
+        expressions = []
+        for exp_id, exp in field(exp_file, data, "expressions", dict, where).items():
+            ewhere = f"{where}.expressions.{exp_id}"
+            text = field(exp_file, exp, "exp", str, ewhere)
+            obj_id = _obj_id(exp_file, f"{ewhere}.obj_id", exp["obj_id"]) if "obj_id" in exp else None
+            expressions.append(Expression(str(exp_id), text, obj_id))
+        out.append(VideoExpressions(name, tuple(sorted(frame_names)), tuple(expressions)))
+    return out
 
 
 def to_ytvos_meta(dataset: Dataset) -> tuple[dict, dict]:
@@ -112,9 +159,8 @@ def read_ytvos(root: str | Path, expressions_file: str | Path | None = None) -> 
     meta_file = root / "meta.json"
     exp_file = Path(expressions_file) if expressions_file is not None else root / "meta_expressions.json"
     meta_videos = field(meta_file, load_json(meta_file), "videos", dict, "")
-    exp_videos = field(exp_file, load_json(exp_file), "videos", dict, "")
-    return Dataset([_read_video(root, meta_file, exp_file, name, exp_videos[name], meta_videos)
-                    for name in exp_videos])
+    return Dataset([_read_video(root, meta_file, exp_file, video, meta_videos)
+                    for video in read_meta_expressions(exp_file)])
 
 
 def import_ytvos(project: Project, root: str | Path, expressions_file: str | Path | None = None) -> list[str]:
@@ -127,18 +173,9 @@ def import_ytvos(project: Project, root: str | Path, expressions_file: str | Pat
     return [v.name for v in dataset.videos]
 
 
-def _read_video(root: Path, meta_file: Path, exp_file: Path, name: str, data: object,
-                meta_videos: dict) -> VideoData:
+def _read_video(root: Path, meta_file: Path, exp_file: Path, entry: VideoExpressions, meta_videos: dict) -> VideoData:
+    name, frame_names = entry.name, list(entry.frames)
     where = f"videos.{name}"
-    safe_name(exp_file, where, name)
-    frame_names = field(exp_file, data, "frames", list, where)
-    if not frame_names:
-        raise FormatError(exp_file, f"{where}.frames", "is empty")
-    for i, frame in enumerate(frame_names):
-        safe_name(exp_file, f"{where}.frames[{i}]", frame)
-    if len(set(frame_names)) != len(frame_names):
-        raise FormatError(exp_file, f"{where}.frames", "has duplicate frame names")
-    frame_names = sorted(frame_names)
     if name not in meta_videos:
         raise FormatError(meta_file, where, "missing (the video is listed in meta_expressions.json)")
     objects = field(meta_file, meta_videos[name], "objects", dict, where)
@@ -155,15 +192,14 @@ def _read_video(root: Path, meta_file: Path, exp_file: Path, name: str, data: ob
         if unknown:
             raise FormatError(meta_file, f"{where}.objects.{key}.frames", f"frames {unknown[:3]} are not video frames")
         tracks[obj_id] = Track(obj_id, category)
-    expressions = field(exp_file, data, "expressions", dict, where)
-    for exp_id, exp in expressions.items():
-        ewhere = f"{where}.expressions.{exp_id}"
-        text = field(exp_file, exp, "exp", str, ewhere)
-        obj_id = _obj_id(exp_file, f"{ewhere}.obj_id", field(exp_file, exp, "obj_id", (str, int), ewhere))
-        if obj_id not in tracks:
-            raise FormatError(exp_file, f"{ewhere}.obj_id", f"object {obj_id} is not in meta.json {where}.objects")
-        if text.strip():
-            tracks[obj_id].expressions.append(text.strip())
+    for exp in entry.expressions:
+        ewhere = f"{where}.expressions.{exp.exp_id}.obj_id"
+        if exp.obj_id is None:
+            raise FormatError(exp_file, ewhere, "missing")
+        if exp.obj_id not in tracks:
+            raise FormatError(exp_file, ewhere, f"object {exp.obj_id} is not in meta.json {where}.objects")
+        if exp.text.strip():
+            tracks[exp.obj_id].expressions.append(exp.text.strip())
     image_dir = root / "JPEGImages" / name
     first = image_dir / f"{frame_names[0]}.jpg"
     height, width = jpeg_size(exp_file, f"{where}.frames[0]", first)

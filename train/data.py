@@ -14,7 +14,6 @@ the same on one process or many. Ref-COCO images join as one-frame clips (``trai
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from annotations.errors import AnnotationError
+from annotations.images import read_label_png
+from annotations.ytvos import read_meta_expressions
 from referformer_core.errors import ReferFormerError
 from referformer_core.video import normalize_frames
 from train.transforms import AugmentOptions, Clip, augment_clip, resize
@@ -48,20 +50,12 @@ class ExpressionRecord:
     frames: tuple[str, ...]
 
 
-def _load_json(path: Path) -> dict:
-    if not path.is_file():
-        raise TrainingDataError(f"{path.name} not found in {path.parent}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TrainingDataError(f"cannot read {path}: {e}") from e
-    if not isinstance(data, dict) or not isinstance(data.get("videos"), dict):
-        raise TrainingDataError(f"{path} has no 'videos' mapping")
-    return data
-
-
 def read_expressions(root: str | Path) -> list[ExpressionRecord]:
-    """Every expression of a Ref-Youtube-VOS-layout folder, in file order; ``TrainingDataError`` if unusable."""
+    """Every expression of a Ref-Youtube-VOS-layout folder, in file order; ``TrainingDataError`` if unusable.
+
+    ``meta_expressions.json`` is read by :func:`annotations.ytvos.read_meta_expressions`; texts are lower-cased
+    with single spaces, as the official loader does, and blank ones skipped.
+    """
     root = Path(root)
     if not root.is_dir():
         raise TrainingDataError(f"data folder {root} does not exist")
@@ -69,24 +63,21 @@ def read_expressions(root: str | Path) -> list[ExpressionRecord]:
         if not (root / sub).is_dir():
             raise TrainingDataError(f"{root} has no {sub}/ folder (expected the Ref-Youtube-VOS layout)")
     meta_path = root / "meta_expressions.json"
+    try:
+        videos = read_meta_expressions(meta_path)
+    except AnnotationError as e:
+        raise TrainingDataError(str(e)) from None
     records = []
-    for video, entry in _load_json(meta_path)["videos"].items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("expressions"), dict) \
-                or not isinstance(entry.get("frames"), list) or not entry["frames"]:
-            raise TrainingDataError(f"{meta_path}: video {video!r} needs a non-empty 'frames' list and "
-                                    f"an 'expressions' mapping")
-        frames = tuple(sorted(str(f) for f in entry["frames"]))
-        if not (root / "JPEGImages" / video / f"{frames[0]}.jpg").is_file():
-            raise TrainingDataError(f"{root / 'JPEGImages' / video / frames[0]}.jpg listed in {meta_path.name} "
-                                    f"does not exist")
-        for exp_id, exp in entry["expressions"].items():
-            try:
-                text, obj_id = " ".join(str(exp["exp"]).lower().split()), int(exp["obj_id"])
-            except (KeyError, TypeError, ValueError):
-                raise TrainingDataError(f"{meta_path}: expression {video}/{exp_id} needs 'exp' and an integer "
-                                        f"'obj_id'") from None
+    for video in videos:
+        first = root / "JPEGImages" / video.name / f"{video.frames[0]}.jpg"
+        if not first.is_file():
+            raise TrainingDataError(f"{first} listed in {meta_path.name} does not exist")
+        for exp in video.expressions:
+            if exp.obj_id is None:
+                raise TrainingDataError(f"{meta_path}: expression {video.name}/{exp.exp_id} has no obj_id")
+            text = " ".join(exp.text.lower().split())
             if text:
-                records.append(ExpressionRecord(video, str(exp_id), text, obj_id, frames))
+                records.append(ExpressionRecord(video.name, exp.exp_id, text, exp.obj_id, video.frames))
     if not records:
         raise TrainingDataError(f"{meta_path} lists no videos with expressions")
     return records
@@ -125,20 +116,17 @@ def read_frame(path: Path) -> np.ndarray:
     """``[H, W, 3]`` uint8 RGB."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("RGB"))
     except (OSError, ValueError) as e:
         raise TrainingDataError(f"cannot read frame {path}: {e}") from e
 
 
 def read_object_mask(path: Path, obj_id: int) -> np.ndarray:
-    """``[H, W]`` bool: pixels of ``obj_id`` in a palette (or grey) label PNG."""
+    """``[H, W]`` bool: pixels of ``obj_id`` in a palette (or grey) label PNG (:func:`annotations.images.read_label_png`)."""
     try:
-        with Image.open(path) as image:
-            if image.mode not in ("P", "L"):
-                raise TrainingDataError(f"{path} is a {image.mode} image; annotations must be palette PNGs")
-            return np.asarray(image) == obj_id
-    except OSError as e:
-        raise TrainingDataError(f"cannot read annotation {path}: {e}") from e
+        return read_label_png(path, path, "(image)") == obj_id
+    except AnnotationError as e:
+        raise TrainingDataError(str(e)) from None
 
 
 def read_clip(root: Path, record: ExpressionRecord, indices: Sequence[int]) -> Clip:

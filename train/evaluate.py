@@ -32,6 +32,9 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from annotations.errors import AnnotationError
+from annotations.images import read_label_png
+from annotations.ytvos import read_meta_expressions
 from referformer_core.errors import ReferFormerError
 from train import metrics
 
@@ -51,62 +54,43 @@ class Expression:
 
 
 def load_expressions(meta_path: Path) -> list[Expression]:
-    """Read ``meta_expressions.json`` into a list of :class:`Expression`, in file order."""
-    if not meta_path.is_file():
-        raise EvaluationError(f"meta expressions file not found: {meta_path}")
+    """Read ``meta_expressions.json`` (:func:`annotations.ytvos.read_meta_expressions`) into a list of
+    :class:`Expression`, in file order; frames sorted by name as the official loader sorts them."""
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EvaluationError(f"cannot read {meta_path}: {exc}") from exc
-    videos = meta.get("videos") if isinstance(meta, dict) else None
-    if not isinstance(videos, dict):
-        raise EvaluationError(f"{meta_path} has no 'videos' mapping")
+        videos = read_meta_expressions(meta_path)
+    except AnnotationError as exc:
+        raise EvaluationError(str(exc)) from None
     expressions = []
-    for video, entry in videos.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("expressions"), dict):
-            raise EvaluationError(f"{meta_path}: video '{video}' has no 'expressions' mapping")
-        frames = entry.get("frames")
-        if not isinstance(frames, list) or not frames:
-            raise EvaluationError(f"{meta_path}: video '{video}' has no 'frames' list")
-        for exp_id, exp in entry["expressions"].items():
-            if not isinstance(exp, dict) or "obj_id" not in exp:
+    for video in videos:
+        for exp in video.expressions:
+            if exp.obj_id is None:
                 raise EvaluationError(
-                    f"{meta_path}: expression '{exp_id}' of video '{video}' has no obj_id "
+                    f"{meta_path}: expression '{exp.exp_id}' of video '{video.name}' has no obj_id "
                     "(ground truth needs a split with annotations)"
                 )
-            try:
-                obj_id = int(exp["obj_id"])
-            except (TypeError, ValueError) as exc:
-                raise EvaluationError(
-                    f"{meta_path}: expression '{exp_id}' of video '{video}' has a non-integer obj_id"
-                ) from exc
-            expressions.append(Expression(video, str(exp_id), obj_id, tuple(str(f) for f in frames)))
+            expressions.append(Expression(video.name, exp.exp_id, exp.obj_id, video.frames))
     if not expressions:
         raise EvaluationError(f"{meta_path} lists no expressions")
     return expressions
 
 
-def _read_png(path: Path, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise EvaluationError(f"missing {what} mask: {path}")
-    try:
-        with Image.open(path) as image:
-            return np.array(image)
-    except OSError as exc:
-        raise EvaluationError(f"cannot read {what} mask {path}: {exc}") from exc
-
-
 def read_label_map(path: Path) -> np.ndarray:
     """Ground-truth label map ``[H, W]`` (pixel value = object id) from a palette or grey PNG."""
-    labels = _read_png(path, "ground-truth")
-    if labels.ndim != 2:
-        raise EvaluationError(f"ground-truth mask is not a palette/grey PNG: {path}")
-    return labels
+    try:
+        return read_label_png(path, path, "ground-truth mask")
+    except AnnotationError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def read_binary_mask(path: Path) -> np.ndarray:
     """Predicted mask ``[H, W]`` bool: any non-zero pixel (in any channel) is foreground."""
-    mask = _read_png(path, "predicted")
+    if not path.is_file():
+        raise EvaluationError(f"missing predicted mask: {path}")
+    try:
+        with Image.open(path) as image:
+            mask = np.asarray(image)
+    except OSError as exc:
+        raise EvaluationError(f"cannot read predicted mask {path}: {exc}") from exc
     return mask.any(axis=-1) if mask.ndim == 3 else mask > 0
 
 

@@ -7,7 +7,7 @@ Layout (the official ``convert_refexp_to_coco`` output; several json files may s
 
 The json is COCO-format with one ``images`` entry per referring expression: ``id``, ``file_name``,
 ``height``, ``width`` and the expression as ``caption``; its ``annotations`` (``image_id`` = that entry's
-``id``) hold the referred object's ``segmentation`` (polygons, or RLE, decoded with ``pycocotools``). Crowd
+``id``) hold the referred object's ``segmentation`` (polygons, or RLE, decoded by ``annotations.rle``). Crowd
 annotations are ignored, as officially; several annotations of one entry form one object. Boxes come from the
 masks (as the official ``refexp2seq``), so ``bbox`` is not read.
 
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from pycocotools import mask as coco_mask
 from torch import Tensor
 
+from annotations import rle
 from train.data import TrainingDataError, clip_target, frames_tensor, prepare_clip, read_frame
 from train.transforms import AugmentOptions, Clip
 
@@ -38,7 +38,7 @@ RNG_STREAM = 1
 @dataclass(frozen=True)
 class RefExpRecord:
     """One referring expression of an image: the image file, its size, and the object's COCO segmentations
-    (polygons as flat ``[x0, y0, x1, y1, ...]`` float arrays, RLEs as their dicts)."""
+    (polygons as flat ``[x0, y0, x1, y1, ...]`` lists of floats, RLEs as their dicts)."""
 
     image_id: int
     file_name: str
@@ -75,7 +75,7 @@ def _compact(segmentation: Any, where: str) -> tuple[Any, ...]:
         raise TrainingDataError(f"{where}: segmentation polygons must be lists of numbers") from None
     if any(p.ndim != 1 or p.size < 6 or p.size % 2 for p in polygons):
         raise TrainingDataError(f"{where}: a segmentation polygon needs at least 3 (x, y) points")
-    return polygons
+    return tuple(p.tolist() for p in polygons)
 
 
 def read_refexp(json_path: str | Path, images: str | Path) -> list[RefExpRecord]:
@@ -117,24 +117,15 @@ def read_refexp(json_path: str | Path, images: str | Path) -> list[RefExpRecord]
 
 
 def decode_mask(record: RefExpRecord) -> np.ndarray:
-    """``[H, W]`` bool: the union of ``record``'s polygons and RLEs."""
+    """``[H, W]`` bool: the union of ``record``'s polygons and RLEs (:func:`annotations.rle.from_coco_segmentation`)."""
     h, w = record.height, record.width
     mask = np.zeros((h, w), bool)
-    try:
-        for segmentation in record.segmentations:
-            if isinstance(segmentation, dict):
-                rle = segmentation if isinstance(segmentation["counts"], (str, bytes)) \
-                    else coco_mask.frPyObjects(segmentation, h, w)
-                decoded = coco_mask.decode(rle)
-            else:
-                decoded = coco_mask.decode(coco_mask.frPyObjects([segmentation.tolist()], h, w))
-            decoded = decoded.reshape(decoded.shape[0], decoded.shape[1], -1).any(axis=2)
-            if decoded.shape != (h, w):
-                raise TrainingDataError(f"Ref-COCO image {record.image_id}: an RLE segmentation is "
-                                        f"{decoded.shape}, the image {(h, w)}")
-            mask |= decoded
-    except (TypeError, ValueError, KeyError) as e:
-        raise TrainingDataError(f"Ref-COCO image {record.image_id}: cannot decode its segmentation: {e}") from e
+    for segmentation in record.segmentations:
+        try:
+            mask |= rle.decode(rle.from_coco_segmentation(
+                segmentation if isinstance(segmentation, dict) else [segmentation], h, w))
+        except ValueError as e:
+            raise TrainingDataError(f"Ref-COCO image {record.image_id}: cannot decode its segmentation: {e}") from None
     return mask
 
 
