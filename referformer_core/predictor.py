@@ -217,6 +217,21 @@ class VideoPredictor:
                                          boxes=self._boxes_xyxy(result.boxes[:, q], state.orig_size), masks=masks))
         return tracks
 
+    def query_scores(self, state: InferenceState, obj_id: int) -> np.ndarray:
+        """``[Q]`` mean score over frames of every query of ``obj_id`` (the chosen one is the largest)."""
+        return self._result(state, obj_id).query_scores.numpy()
+
+    def query_masks(self, state: InferenceState, obj_id: int, query: int, frames: range
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Masks ``[t, H, W]`` bool and scores ``[t]`` of one query on ``frames`` only, made on demand (the
+        studio's candidates: never every query x every frame at full size)."""
+        result = self._result(state, obj_id)
+        if not 0 <= query < result.logits.shape[1]:
+            raise ExpressionError(f"query {query} does not exist; the model has {result.logits.shape[1]} queries")
+        frames = range(max(frames.start, 0), min(frames.stop, state.num_frames))
+        masks = self._upsample(result.mask_logits[frames.start:frames.stop, query], state.orig_size)
+        return masks, result.logits[frames.start:frames.stop, query].sigmoid().numpy()
+
     def predict(self, frames: str | Path | np.ndarray | Iterable, expression: str) -> np.ndarray:
         """One call for scripts: ``[T, H, W]`` bool masks of the object ``expression`` refers to
         (:func:`referformer_core.pipeline.segment_video` with this predictor's settings)."""

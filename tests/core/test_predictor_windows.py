@@ -64,3 +64,16 @@ def test_a_short_first_window_then_full_windows(recipe_model, windowed):
     state = predictor.init_state(make_video())
     predictor.add_expression(state, 1, "the brown dog")
     assert [w.frames for w in predictor.iter_windows(state) if not w.final] == [range(0, 1), range(1, 3), range(3, 5)]
+
+
+def test_query_masks_on_demand_match_the_candidate_tracks(windowed):
+    state = windowed.init_state(make_video(t=4))
+    windowed.add_expression(state, 2, "a red car")
+    tracks = windowed.candidate_tracks(state, 2)
+    scores = windowed.query_scores(state, 2)
+    assert int(scores.argmax()) == tracks[0].query and scores.shape == (5,)
+    runner_up = tracks[1]
+    masks, frame_scores = windowed.query_masks(state, 2, runner_up.query, range(1, 3))
+    assert np.array_equal(masks, runner_up.masks[1:3]) and np.allclose(frame_scores, runner_up.scores[1:3])
+    with pytest.raises(ExpressionError, match="query 9"):
+        windowed.query_masks(state, 2, 9, range(0, 1))
