@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .backbones import backbone_from_weights
 from .config import ROBERTA_BASE, ReferFormerConfig
 from .errors import CheckpointError
 from .referformer import ReferFormer
@@ -76,25 +77,11 @@ def _count(state: Mapping[str, Tensor], pattern: str) -> int:
 
 
 def infer_backbone(state: Mapping[str, Tensor]) -> str:
-    """The official ``--backbone`` name that produced these weights."""
-    if "backbone.0.body.layer1.0.conv1.weight" in state:
-        blocks = _count(state, r"backbone\.0\.body\.layer3\.(\d+)\.")
-        return {6: "resnet50", 23: "resnet101"}.get(blocks) or _unknown_backbone(f"ResNet with {blocks} blocks in layer3")
-    if "backbone.0.body.conv_stem.weight" in state:
-        return "efficientnet_lite0"
-    patch = state.get("backbone.0.body.patch_embed.proj.weight")
-    if patch is None:
-        _unknown_backbone("no backbone.0.body weights of a known family")
-    embed_dim = patch.shape[0]
-    depth3 = _count(state, r"backbone\.0\.body\.layers\.2\.blocks\.(\d+)\.")
-    size = {(96, 6): "t", (96, 18): "s", (128, 18): "b", (192, 18): "l"}.get((embed_dim, depth3))
-    if size is None:
-        _unknown_backbone(f"Swin with embed dim {embed_dim} and {depth3} blocks in stage 3")
-    return f"video_swin_{size}_p4w7" if patch.dim() == 5 else f"swin_{size}_p4w7"
-
-
-def _unknown_backbone(what: str) -> str:
-    raise CheckpointError(f"unsupported backbone in checkpoint: {what}")
+    """The official ``--backbone`` name that produced these weights (matched in the backbone registry)."""
+    try:
+        return backbone_from_weights(state)
+    except LookupError as e:
+        raise CheckpointError(f"unsupported backbone in checkpoint: {e.args[0]}") from None
 
 
 def infer_text_spec(state: Mapping[str, Tensor]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .backbones import backbone_names
 from .errors import ConfigError
 
 ROBERTA_BASE: dict[str, Any] = {
@@ -87,24 +88,10 @@ MINILM_L6: dict[str, Any] = {
 }
 
 
-def _official(backbone: str) -> ReferFormerConfig:
-    return ReferFormerConfig(backbone=backbone)
-
-
 MODEL_CONFIGS: dict[str, ReferFormerConfig] = {
-    name: _official(name)
-    for name in (
-        "resnet50",
-        "resnet101",
-        "swin_t_p4w7",
-        "swin_s_p4w7",
-        "swin_b_p4w7",
-        "swin_l_p4w7",
-        "video_swin_t_p4w7",
-        "video_swin_s_p4w7",
-        "video_swin_b_p4w7",
-    )
+    name: ReferFormerConfig(backbone=name) for name in backbone_names(official_only=True)
 }
+"""Named configs: one per variant of the official backbone families (from the backbone registry), plus ours."""
 MODEL_CONFIGS["small"] = ReferFormerConfig(backbone="efficientnet_lite0", text_encoder=dict(MINILM_L6))
 MODEL_CONFIGS["tiny"] = ReferFormerConfig(backbone="efficientnet_lite0", text_encoder=dict(TINY_ROBERTA), hidden_dim=64,
                                           enc_layers=1, dec_layers=2, dim_feedforward=128, mask_dim=64)

@@ -1,13 +1,17 @@
 """EfficientNet-Lite0 (timm) as a light backbone for the small bundled and test models; BatchNorm frozen."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import timm
 import torch
 from timm.layers import freeze_batch_norm_2d
 from torch import Tensor, nn
 
+from .registry import BackboneFamily, Signature, register_family
+
 EFFICIENTNET_CONFIGS: dict[str, dict] = {
-    "efficientnet_lite0": {"timm_name": "efficientnet_lite0", "num_channels": [24, 40, 112, 320]},
+    "efficientnet_lite0": {"timm_name": "efficientnet_lite0", "num_channels": [24, 40, 112, 320], "stem_channels": 32},
 }
 
 
@@ -43,3 +47,13 @@ class EfficientNetBackbone(nn.Module):
         named = dict(zip(full_keys, values))
         own = self.body.state_dict()
         self.body.load_state_dict({k: named[k].reshape(v.shape) for k, v in own.items()}, strict=True)
+
+
+def _weights_signature(state: Mapping[str, Tensor]) -> Signature | None:
+    stem = state.get("backbone.0.body.conv_stem.weight")
+    return None if stem is None else (("stem channels", int(stem.shape[0])),)
+
+
+FAMILY = register_family(BackboneFamily(
+    "EfficientNet", EFFICIENTNET_CONFIGS, EfficientNetBackbone, lambda cfg: (("stem channels", cfg["stem_channels"]),),
+    _weights_signature, official=False))

@@ -1,13 +1,17 @@
 """ResNet-50/101 with frozen BatchNorm: strides 4, 8, 16, 32 as features (the official DETR-style body)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torchvision
 from torch import Tensor, nn
 
+from .registry import BackboneFamily, Signature, count_indices, register_family
+
 RESNET_CONFIGS: dict[str, dict] = {
-    "resnet50": {"builder": "resnet50", "num_channels": [256, 512, 1024, 2048]},
-    "resnet101": {"builder": "resnet101", "num_channels": [256, 512, 1024, 2048]},
+    "resnet50": {"builder": "resnet50", "num_channels": [256, 512, 1024, 2048], "layer3_blocks": 6},
+    "resnet101": {"builder": "resnet101", "num_channels": [256, 512, 1024, 2048], "layer3_blocks": 23},
 }
 
 
@@ -58,3 +62,14 @@ class ResNetBackbone(nn.Module):
             x = layer(x)
             outs.append(x)
         return outs
+
+
+def _weights_signature(state: Mapping[str, Tensor]) -> Signature | None:
+    if "backbone.0.body.layer1.0.conv1.weight" not in state:
+        return None
+    return (("blocks in layer3", count_indices(state, "backbone.0.body.layer3.")),)
+
+
+FAMILY = register_family(BackboneFamily(
+    "ResNet", RESNET_CONFIGS, ResNetBackbone, lambda cfg: (("blocks in layer3", cfg["layer3_blocks"]),),
+    _weights_signature))

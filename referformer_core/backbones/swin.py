@@ -9,12 +9,16 @@ before patch merging, and shifted windows use the -100 attention mask.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .registry import BackboneFamily, Signature, count_indices, register_family
 
 ATTENTION_MASK_VALUE = -100.0
 
@@ -285,7 +289,7 @@ class SwinBackbone(nn.Module):
     def __init__(self, name: str):
         super().__init__()
         if name not in SWIN_CONFIGS:
-            raise ValueError(f"unknown Swin backbone {name!r}; expected one of {sorted(SWIN_CONFIGS)}")
+            raise ConfigError(f"unknown Swin backbone {name!r}; expected one of {sorted(SWIN_CONFIGS)}")
         config = SWIN_CONFIGS[name]
         self.body = SwinTransformer(config)
         self.num_channels: list[int] = config.stage_channels
@@ -297,3 +301,21 @@ class SwinBackbone(nn.Module):
         ``num_frames`` is part of the shared backbone interface; Swin does not mix frames.
         """
         return self.body(images)
+
+
+def swin_signature(config: SwinConfig) -> Signature:
+    """What the weights of a (Video) Swin variant tell: embed dim and blocks in stage 3."""
+    return (("embed dim", config.embed_dim), ("blocks in stage 3", config.depths[2]))
+
+
+def swin_weights_signature(state: Mapping[str, Tensor], patch_dims: int) -> Signature | None:
+    """:func:`swin_signature` from weights whose patch embedding has ``patch_dims`` dims (4: image, 5: video)."""
+    patch = state.get("backbone.0.body.patch_embed.proj.weight")
+    if patch is None or patch.dim() != patch_dims:
+        return None
+    return (("embed dim", int(patch.shape[0])),
+            ("blocks in stage 3", count_indices(state, "backbone.0.body.layers.2.blocks.")))
+
+
+FAMILY = register_family(BackboneFamily(
+    "Swin", SWIN_CONFIGS, SwinBackbone, swin_signature, lambda state: swin_weights_signature(state, 4)))

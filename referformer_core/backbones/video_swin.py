@@ -20,7 +20,10 @@ from einops import rearrange
 from timm.layers import DropPath
 from torch import Tensor, nn
 
-from referformer_core.backbones.swin import ATTENTION_MASK_VALUE, Mlp, WindowAttention, stochastic_depth_rates
+from ..errors import ConfigError
+from .registry import BackboneFamily, register_family
+from .swin import (ATTENTION_MASK_VALUE, Mlp, WindowAttention, stochastic_depth_rates, swin_signature,
+                   swin_weights_signature)
 
 Size3 = tuple[int, int, int]
 
@@ -259,7 +262,7 @@ class VideoSwinBackbone(nn.Module):
     def __init__(self, name: str):
         super().__init__()
         if name not in VIDEO_SWIN_CONFIGS:
-            raise ValueError(f"unknown Video Swin backbone {name!r}; expected one of {sorted(VIDEO_SWIN_CONFIGS)}")
+            raise ConfigError(f"unknown Video Swin backbone {name!r}; expected one of {sorted(VIDEO_SWIN_CONFIGS)}")
         config = VIDEO_SWIN_CONFIGS[name]
         self.body = VideoSwinTransformer(config)
         self.num_channels: list[int] = config.stage_channels
@@ -272,3 +275,7 @@ class VideoSwinBackbone(nn.Module):
             raise ValueError(f"batch of {images.shape[0]} frames is not a whole number of {num_frames}-frame clips")
         clips = rearrange(images, "(b t) c h w -> b c t h w", t=num_frames)
         return self.body(clips)
+
+
+FAMILY = register_family(BackboneFamily(
+    "Video Swin", VIDEO_SWIN_CONFIGS, VideoSwinBackbone, swin_signature, lambda state: swin_weights_signature(state, 5)))
