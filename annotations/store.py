@@ -385,7 +385,8 @@ class Project:
         return bridge.project_dataset(self, videos, objects, reviewed_only)
 
     def import_dataset(self, dataset: Dataset) -> None:
-        """Add every video of ``dataset`` all-or-nothing, as one undoable edit (:func:`annotations.bridge.import_dataset`)."""
+        """Add every video of ``dataset`` all-or-nothing, as one undoable edit
+        (:func:`annotations.bridge.import_dataset`)."""
         bridge.import_dataset(self, dataset)
 
     # ---------------------------------------------------------------- internals

@@ -122,7 +122,8 @@ def read_frame(path: Path) -> np.ndarray:
 
 
 def read_object_mask(path: Path, obj_id: int) -> np.ndarray:
-    """``[H, W]`` bool: pixels of ``obj_id`` in a palette (or grey) label PNG (:func:`annotations.images.read_label_png`)."""
+    """``[H, W]`` bool: pixels of ``obj_id`` in a palette (or grey) label PNG
+    (:func:`annotations.images.read_label_png`)."""
     try:
         return read_label_png(path, path, "(image)") == obj_id
     except AnnotationError as e:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from referformer_core.errors import ReferFormerError
 from referformer_core.pipeline import InferenceOptions, segment_video
 from referformer_core.referformer import ReferFormer
 from referformer_core.text import tokenize
@@ -20,6 +21,10 @@ from train.losses import LOSS_NAMES, SetCriterion, build_weight_dict, weighted_t
 from train.matcher import HungarianMatcher
 
 PARAM_GROUPS = ("rest", "backbone", "text_encoder", "linear_proj")
+
+
+class TrainingDivergedError(ReferFormerError, FloatingPointError):
+    """The loss became NaN or infinite (a learning rate too high, bad data): training stops."""
 
 
 class TrainingModel(nn.Module):
@@ -111,7 +116,7 @@ def train_step(model: nn.Module, criterion: SetCriterion, batch: ClipBatch, toke
     stats = {"loss": total.item(), **{k: losses[k].item() for k in LOSS_NAMES}}
     stats = mean_over_processes(stats, device)
     if not math.isfinite(stats["loss"]):
-        raise FloatingPointError(f"loss is {stats['loss']}; stopping (losses: {stats})")
+        raise TrainingDivergedError(f"loss is {stats['loss']}; stopping (losses: {stats}); try a lower learning rate")
     stats["grad_norm"] = float(grad_norm)
     stats["lr"] = optimizer.param_groups[0]["lr"]
     return stats

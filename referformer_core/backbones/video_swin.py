@@ -278,4 +278,5 @@ class VideoSwinBackbone(nn.Module):
 
 
 FAMILY = register_family(BackboneFamily(
-    "Video Swin", VIDEO_SWIN_CONFIGS, VideoSwinBackbone, swin_signature, lambda state: swin_weights_signature(state, 5)))
+    "Video Swin", VIDEO_SWIN_CONFIGS, VideoSwinBackbone, swin_signature,
+    lambda state: swin_weights_signature(state, 5)))
