@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from annotations import Origin, Project
-from referformer_core.predictor import VideoPredictor
+from referformer_core.predictor import InferenceState, VideoPredictor
 
 from .errors import StudioError
 
@@ -37,12 +37,19 @@ class SegmentProgress:
                 f"{self.seconds_left:.0f} s left")
 
 
+def load_state(project: Project, video: str, predictor: VideoPredictor) -> InferenceState:
+    """The video's frames prepared for ``predictor`` (read from the project, resized for the model)."""
+    count = project.video(video).frame_count
+    return predictor.init_state(project.read_frame(video, t) for t in range(count))
+
+
 def segment_video(project: Project, video: str, predictor: VideoPredictor, obj_ids: Sequence[int] | None = None,
-                  overwrite_edits: bool = False) -> Iterator[SegmentProgress]:
+                  overwrite_edits: bool = False, state: InferenceState | None = None) -> Iterator[SegmentProgress]:
     """Segment objects ``obj_ids`` (default: all with an expression) of ``video``; yields after each window.
 
-    Each object is segmented with its first referring expression. Raises ``StudioError`` when there is
-    nothing to segment.
+    Each object is segmented with its first referring expression. ``state`` (from :func:`load_state`) is reused
+    when given: objects whose expression did not change keep their results and are not run again. Raises
+    ``StudioError`` when there is nothing to segment.
     """
     objects = {o.obj_id: o for o in project.objects(video)}
     wanted = list(objects) if obj_ids is None else list(obj_ids)
@@ -54,13 +61,19 @@ def segment_video(project: Project, video: str, predictor: VideoPredictor, obj_i
         raise StudioError("nothing to segment: give the object a referring expression first")
     info = project.video(video)
     started = time.perf_counter()
-    state = predictor.init_state(project.read_frame(video, t) for t in range(info.frame_count))
+    state = state if state is not None else load_state(project, video, predictor)
+    for obj_id in list(state.expressions):
+        if obj_id not in objects or (obj_id not in wanted and obj_id not in state.results):
+            predictor.remove_object(state, obj_id)
     for obj_id in wanted:
-        predictor.add_expression(state, obj_id, objects[obj_id].expressions[0])
+        if state.expressions.get(obj_id) != objects[obj_id].expressions[0]:
+            predictor.add_expression(state, obj_id, objects[obj_id].expressions[0])
     protected = {o: set() if overwrite_edits else protected_frames(project, video, o) for o in wanted}
     done = 0
     for window in predictor.iter_windows(state):
         for n, obj_id in enumerate(window.obj_ids):
+            if obj_id not in protected:
+                continue
             masks = {t: window.masks[n, i] for i, t in enumerate(window.frames) if t not in protected[obj_id]}
             scores = {t: float(window.scores[n, i]) for i, t in enumerate(window.frames) if t in masks}
             if masks:

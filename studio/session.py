@@ -6,6 +6,7 @@ project store on each call, so two tabs on one project see each other's edits an
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,17 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from annotations import ObjectInfo, Project, ReviewState
+from referformer_core.predictor import InferenceState, VideoPredictor
 from referformer_core.text import validate_expression
 
+from . import corrections, render, review
 from . import export as export_mod
-from . import render, review
+from .corrections import Candidate
 from .errors import StudioError
 from .media import ImportOptions, import_media, resolve_media_path
 from .model import ModelCache, ModelSpec
 from .projects import ProjectLibrary, View
-from .segment import SegmentProgress, segment_video
+from .propagate import propagate as propagate_mask
+from .segment import SegmentProgress, load_state, segment_video
 
 MAX_CATEGORY_CHARS = 64
+KEPT_STATES = 2
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Studio:
         self.library = ProjectLibrary(config.projects_dir)
         self.models = models or ModelCache()
         self._open: dict[str, Project] = {}
+        self._states: OrderedDict[tuple, InferenceState] = OrderedDict()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ projects
@@ -152,8 +158,50 @@ class Studio:
         """Segment the current object (or all objects) of the current video; yields after each window."""
         video = self._video(view)
         obj_ids: Sequence[int] | None = None if all_objects else [self.current_object(view).obj_id]
-        predictor = self.models.get(self.config.model)
-        yield from segment_video(self.project(view), video, predictor, obj_ids, overwrite_edits)
+        predictor, state = self._model_state(view, create=True)
+        yield from segment_video(self.project(view), video, predictor, obj_ids, overwrite_edits, state)
+
+    # ------------------------------------------------------------------ corrections
+    def candidates(self, view: View) -> list[Candidate]:
+        """The model's candidates (queries) for the current object on the current frame, best first."""
+        obj = self.current_object(view)
+        predictor, state = self._segmented(view, obj)
+        return corrections.candidates(self.project(view), obj.video, obj.obj_id, view.frame, predictor, state)
+
+    def pick_candidate(self, view: View, query: int, scope: str = corrections.SCOPES[0],
+                       until: int | None = None) -> tuple[View, str]:
+        """Make candidate ``query`` the object's mask on this frame, a range, or the whole video."""
+        obj = self.current_object(view)
+        predictor, state = self._segmented(view, obj)
+        project = self.project(view)
+        frames = corrections.scope_frames(scope, view.frame, until, project.video(obj.video).frame_count)
+        count = corrections.pick(project, obj.video, obj.obj_id, predictor, state, int(query), frames)
+        return view, f"candidate {query} picked for {count} frame(s)"
+
+    def pick_at(self, view: View, x: float, y: float, scope: str = corrections.SCOPES[0],
+                until: int | None = None) -> tuple[View, str]:
+        """Pick the candidate whose mask covers the clicked pixel (x, y) of the current frame."""
+        obj = self.current_object(view)
+        predictor, state = self._segmented(view, obj)
+        return self.pick_candidate(view, corrections.query_at(predictor, state, obj.obj_id, view.frame, x, y),
+                                   scope, until)
+
+    def brush_start(self, view: View) -> dict:
+        """The brush editor's value for the current object on the current frame."""
+        obj = self.current_object(view)
+        return corrections.editor_value(self.project(view), obj.video, obj.obj_id, view.frame)
+
+    def brush_save(self, view: View, value: dict | None) -> tuple[View, str]:
+        """Store the painted mask as the object's mask on the current frame (origin ``hand``)."""
+        obj = self.current_object(view)
+        mask = corrections.save_painted(self.project(view), obj.video, obj.obj_id, view.frame, value)
+        return view, f"painted mask of object {obj.obj_id} saved on frame {view.frame} ({int(mask.sum())} pixels)"
+
+    def propagate(self, view: View, direction: str = "forward", max_frames: int = 30) -> tuple[View, str]:
+        """Spread the current object's mask on the current frame to its neighbours (optical flow)."""
+        obj = self.current_object(view)
+        result = propagate_mask(self.project(view), obj.video, obj.obj_id, view.frame, direction, int(max_frames))
+        return view, result.describe()
 
     # ------------------------------------------------------------------ review
     def goto(self, view: View, frame: int) -> View:
@@ -237,6 +285,30 @@ class Studio:
         return export_mod.export_preview(self.project(view), self._video(view), self.config.downloads_dir, show_boxes)
 
     # ------------------------------------------------------------------ internals
+    def _model_state(self, view: View, create: bool) -> tuple[VideoPredictor, InferenceState | None]:
+        """The predictor and the video's prepared frames and results (kept for the last few videos)."""
+        predictor = self.models.get(self.config.model)
+        key = (view.project, self._video(view), self.config.model)
+        with self._lock:
+            state = self._states.get(key)
+            if state is not None:
+                self._states.move_to_end(key)
+        if state is None and create:
+            state = load_state(self.project(view), key[1], predictor)
+            with self._lock:
+                self._states[key] = state
+                while len(self._states) > KEPT_STATES:
+                    self._states.popitem(last=False)
+        return predictor, state
+
+    def _segmented(self, view: View, obj: ObjectInfo) -> tuple[VideoPredictor, InferenceState]:
+        predictor, state = self._model_state(view, create=False)
+        if (state is None or obj.obj_id not in state.results or not obj.expressions
+                or state.expressions.get(obj.obj_id) != obj.expressions[0]):
+            raise StudioError(f"segment object {obj.obj_id} with its current expression first: its candidates "
+                              f"come from that run")
+        return predictor, state
+
     def _video(self, view: View) -> str:
         if not view.video:
             raise StudioError("add or choose a video first")

@@ -1,0 +1,116 @@
+"""Corrections through the studio's API: candidates on demand, pick by thumbnail or click, brush, propagate."""
+import numpy as np
+import pytest
+
+from annotations import Origin
+from referformer_core.overlay import object_colour
+from studio.corrections import SCOPES, mask_from_editor
+from studio.errors import StudioError
+from studio.media import ImportOptions
+from studio.model import ModelSpec
+from studio.session import Studio, StudioConfig
+
+
+@pytest.fixture
+def studio(tmp_path, tiny_model):
+    checkpoint, tokenizer = tiny_model
+    spec = ModelSpec(str(checkpoint), str(tokenizer), short_side=64, window=3, first_window=1)
+    s = Studio(StudioConfig(tmp_path / "projects", tmp_path / "downloads", spec))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def segmented(studio, sample_video):
+    view = studio.create_project("demo")
+    view, _ = studio.import_file(view, sample_video, ImportOptions())
+    view, _ = studio.add_object(view, "the red square")
+    list(studio.segment(view))
+    return view
+
+
+def test_candidates_are_every_query_best_first(studio, segmented):
+    found = studio.candidates(studio.goto(segmented, 3))
+    assert len(found) == 5
+    assert [c.mean_score for c in found] == sorted((c.mean_score for c in found), reverse=True)
+    assert found[0].chosen and not any(c.chosen for c in found[1:])
+    assert found[0].thumbnail.shape[0] == 96 and "current" in found[0].caption
+
+
+def test_picking_a_candidate_for_a_range_stores_its_masks_as_hand(studio, segmented):
+    view = studio.goto(segmented, 2)
+    predictor, state = studio._model_state(view, create=False)
+    runner_up = [c.query for c in studio.candidates(view)][1]
+    view, message = studio.pick_candidate(view, runner_up, SCOPES[1], until=5)
+    assert message == f"candidate {runner_up} picked for 4 frame(s)"
+    expected, _ = predictor.query_masks(state, 1, runner_up, range(2, 6))
+    project = studio.project(view)
+    for i, t in enumerate(range(2, 6)):
+        assert np.array_equal(project.get_mask("square", 1, t), expected[i])
+    origins = {m.frame: m.origin for m in project.mask_infos("square", 1)}
+    assert [origins[t] for t in range(8)] == [Origin.MODEL] * 2 + [Origin.HAND] * 4 + [Origin.MODEL] * 2
+    studio.pick_candidate(view, runner_up, SCOPES[2])
+    assert {m.origin for m in project.mask_infos("square", 1)} == {Origin.HAND}
+
+
+def test_a_click_picks_the_best_candidate_covering_it(studio, segmented):
+    view = studio.goto(segmented, 1)
+    predictor, state = studio._model_state(view, create=False)
+    # random weights: put the threshold mid-way through this frame's mask probabilities so candidates differ
+    predictor.threshold = float(state.results[1].mask_logits[1].sigmoid().median())
+    scores = predictor.query_scores(state, 1)
+    masks = {q: predictor.query_masks(state, 1, q, range(1, 2))[0][0] for q in range(5)}
+    covered = np.argwhere(np.any(np.stack(list(masks.values())), 0))
+    assert len(covered) > 0
+    y, x = covered[len(covered) // 2]
+    expected = max((q for q in masks if masks[q][y, x]), key=lambda q: scores[q])
+    view, message = studio.pick_at(view, float(x), float(y))
+    assert message == f"candidate {expected} picked for 1 frame(s)"
+    empty = np.argwhere(~np.any(np.stack(list(masks.values())), 0))
+    assert len(empty) > 0
+    with pytest.raises(StudioError, match="none of the model's candidates covers"):
+        studio.pick_at(view, float(empty[0][1]), float(empty[0][0]))
+
+
+def test_candidates_need_a_run_with_the_current_expression(studio, segmented):
+    view, _ = studio.update_object(segmented, "the grey background")
+    with pytest.raises(StudioError, match="segment object 1 with its current expression first"):
+        studio.candidates(view)
+
+
+def test_brush_replaces_the_frame_mask_at_full_resolution(studio, segmented):
+    view = studio.goto(segmented, 4)
+    value = studio.brush_start(view)
+    assert value["background"].shape == (72, 128, 3) and value["layers"][0].shape == (72, 128, 4)
+    layer = np.zeros((72, 128, 4), np.uint8)
+    layer[10:30, 40:90] = (*object_colour(1), 140)
+    layer[15:20, 50:60, 3] = 0  # erased
+    value["layers"] = [layer]
+    view, message = studio.brush_save(view, value)
+    stored = studio.project(view).get_mask("square", 1, 4)
+    expected = layer[..., 3] > 0
+    assert np.array_equal(stored, expected) and "saved on frame 4" in message
+    assert [m.origin for m in studio.project(view).mask_infos("square", 1) if m.frame == 4] == [Origin.HAND]
+    small = np.zeros((36, 64, 4), np.uint8)
+    small[5:15, 20:45, 3] = 255
+    assert mask_from_editor({"layers": [small]}, (72, 128)).sum() == 20 * 50
+    with pytest.raises(StudioError, match="nothing painted"):
+        studio.brush_save(view, {"background": None, "layers": [], "composite": None})
+
+
+def test_a_later_model_run_keeps_the_correction_and_propagation_changes_the_next_frames(studio, segmented):
+    view = studio.goto(segmented, 0)
+    truth = np.zeros((72, 128), bool)
+    truth[24:48, 4:28] = True
+    studio.brush_save(view, {"layers": [np.dstack([np.zeros((72, 128, 3), np.uint8), truth.astype(np.uint8) * 255])]})
+    project = studio.project(view)
+    before = {t: project.get_mask("square", 1, t).copy() for t in range(1, 4)}
+    view, message = studio.propagate(view, "forward", 3)
+    assert message.startswith("propagated to 3 frame(s)")
+    for t in range(1, 4):
+        after = project.get_mask("square", 1, t)
+        assert not np.array_equal(after, before[t]) and after.sum() > 0.5 * truth.sum()
+    list(studio.segment(view))
+    assert np.array_equal(project.get_mask("square", 1, 0), truth)
+    assert {m.origin for m in project.mask_infos("square", 1) if m.frame < 4} == {Origin.HAND, Origin.PROPAGATED}
+    assert studio.undo(view).startswith("undid")
