@@ -16,6 +16,8 @@ os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "re
 import gradio as gr  # noqa: E402  (the environment above must be set before gradio is imported)
 
 from annotations.categories import YTVOS_CATEGORIES  # noqa: E402
+from referformer_core.overlay import object_colour  # noqa: E402
+from studio.corrections import SCOPES  # noqa: E402
 from studio.errors import user_message  # noqa: E402
 from studio.export import FORMATS, clear_old_downloads  # noqa: E402
 from studio.media import VIDEO_SUFFIXES, ImportOptions, list_media  # noqa: E402
@@ -137,6 +139,32 @@ def build_app(studio: Studio) -> gr.Blocks:
                     mark_all = gr.Button("Mark all reviewed", elem_id="mark_all", min_width=80)
                 filmstrip = gr.Gallery(label="Filmstrip", columns=12, rows=1, height=110, elem_id="filmstrip",
                                        allow_preview=False)
+                with gr.Accordion("Correct the selected object", open=True, elem_id="correct"):
+                    with gr.Row():
+                        show_candidates = gr.Button("Model's candidates (c)", elem_id="show_candidates",
+                                                    min_width=80)
+                        pick_scope = gr.Radio(list(SCOPES), value=SCOPES[0], label="A pick applies to",
+                                              elem_id="pick_scope", scale=2)
+                        pick_until = gr.Number(label="…up to frame", value=None, precision=0, minimum=0,
+                                               elem_id="pick_until", min_width=90)
+                        click_picks = gr.Checkbox(label="Clicking the frame picks the candidate under it",
+                                                  value=True, elem_id="click_picks")
+                    candidate_gallery = gr.Gallery(label="Candidates (click one to use it)", columns=5, rows=1,
+                                                   height=180, allow_preview=False, elem_id="candidates")
+                    brush = gr.ImageEditor(label="Brush / eraser (paint the object; ✓ or m saves)", type="numpy",
+                                           sources=[], transforms=[], layers=False, elem_id="brush", height=420,
+                                           brush=gr.Brush(default_size=12, colors=[("#e69f00", 0.55)],
+                                                          color_mode="fixed"),
+                                           eraser=gr.Eraser(default_size=12))
+                    with gr.Row():
+                        brush_load = gr.Button("Edit this frame (e)", elem_id="brush_load", min_width=80)
+                        brush_save = gr.Button("Save painted mask (m)", elem_id="brush_save", variant="primary",
+                                               min_width=80)
+                        direction = gr.Radio(["forward", "backward", "both"], value="forward", label="Propagate",
+                                             elem_id="propagate_direction", scale=2)
+                        propagate_frames = gr.Number(label="frames", value=30, precision=0, minimum=1,
+                                                     elem_id="propagate_frames", min_width=80)
+                        propagate_btn = gr.Button("Propagate (p)", elem_id="propagate", min_width=80)
                 with gr.Accordion("Keyboard shortcuts", open=False, elem_id="help"):
                     gr.Markdown(HELP)
         timer = gr.Timer(0.2, active=False)
@@ -233,11 +261,13 @@ def build_app(studio: Studio) -> gr.Blocks:
                 opts = display(boxes, labels, thr)
                 try:
                     progress((0, 1), desc="loading the model and frames")
+                    start_frame = view.frame
                     for step in studio.segment(view, all_objects, overwrite_edits):
-                        if not step.final:
+                        if not step.final:  # follow the masks as they arrive
                             view = studio.goto(view, step.last_frames.start)
                         progress((step.done, step.total), desc=step.describe())
                         yield show(build_screen(studio, view, opts)) + [step.describe()]
+                    view = studio.goto(view, start_frame)
                     yield show(build_screen(studio, view, opts)) + ["✅ done: " + studio.status_line(view)]
                 except Exception as exc:
                     gr.Warning(user_message(exc))
@@ -299,6 +329,51 @@ def build_app(studio: Studio) -> gr.Blocks:
         timer.tick(tick, [view_state, playing, *display_inputs],
                    [view_state, playing, timer, play, frame_slider, viewer, status], show_progress="hidden",
                    api_visibility="private")
+
+        # corrections
+        def list_candidates(v: View):
+            try:
+                found = studio.candidates(v)
+                return [(c.thumbnail, c.caption) for c in found], f"{len(found)} candidates for object {v.obj_id}"
+            except Exception as exc:
+                gr.Warning(user_message(exc))
+                return [], "⚠️ " + user_message(exc)
+
+        show_candidates.click(list_candidates, view_state, [candidate_gallery, message], api_name="candidates")
+
+        def candidate_clicked(view: View, boxes: bool, labels: bool, thr: float, scope: str, until,
+                              evt: gr.SelectData):
+            query = int(str(evt.value["caption"]).split()[1])
+            return act(lambda v: studio.pick_candidate(v, query, scope, until))(view, boxes, labels, thr)
+
+        wire(candidate_gallery, None, [pick_scope, pick_until], handler=candidate_clicked, event="select",
+             api_visibility="private")
+
+        def viewer_clicked(view: View, boxes: bool, labels: bool, thr: float, enabled: bool, scope: str, until,
+                           evt: gr.SelectData):
+            if not enabled:
+                return act(lambda v: v)(view, boxes, labels, thr)
+            x, y = evt.index
+            return act(lambda v: studio.pick_at(v, x, y, scope, until))(view, boxes, labels, thr)
+
+        wire(viewer, None, [click_picks, pick_scope, pick_until], handler=viewer_clicked, event="select",
+             api_visibility="private")
+
+        def load_brush(v: View):
+            try:
+                colour = "#%02x%02x%02x" % object_colour(v.obj_id or 1)
+                editor = gr.ImageEditor(value=studio.brush_start(v), brush=gr.Brush(
+                    default_size=12, colors=[(colour, 0.55)], color_mode="fixed"))
+                return editor, f"editing object {v.obj_id} on frame {v.frame}: paint or erase, then save (m)"
+            except Exception as exc:
+                gr.Warning(user_message(exc))
+                return None, "⚠️ " + user_message(exc)
+
+        brush_load.click(load_brush, view_state, [brush, message], api_name="brush_start")
+        wire(brush_save, lambda v, value: studio.brush_save(v, value), [brush], api_name="brush_save")
+        wire(brush, lambda v, value: studio.brush_save(v, value), [brush], event="apply", api_visibility="private")
+        wire(propagate_btn, lambda v, d, n: studio.propagate(v, d, n), [direction, propagate_frames],
+             api_name="propagate")
 
         # export
         def do_export(v: View, fmt: str, reviewed: bool):

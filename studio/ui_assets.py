@@ -15,6 +15,10 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("z", "undo", "z: undo"),
     ("y", "redo", "y: redo"),
     ("b", "show_boxes", "b: show / hide boxes"),
+    ("c", "show_candidates", "c: show the model's candidates for the selected object"),
+    ("e", "brush_load", "e: edit this frame's mask with the brush / eraser"),
+    ("m", "brush_save", "m: save the painted mask (it replaces the frame's mask)"),
+    ("p", "propagate", "p: propagate this frame's mask to the next frames"),
 )
 
 HELP = "\n".join(f"- {text}" for _, _, text in SHORTCUTS if text) + (
