@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from annotations import AnnotationError, Project
+from annotations import AnnotationError, Dataset, Project
 from annotations.ytvos import export_ytvos
 from train.data import TrainingDataError, read_expressions, split_by_video
 
@@ -285,7 +285,7 @@ class _DeviceLock:
             self.fd = -1
 
 
-def _start(folder: Path, dataset, checkpoint: Path, text_encoder: str, device: str, options: FinetuneOptions,
+def _start(folder: Path, dataset: Dataset, checkpoint: Path, text_encoder: str, device: str, options: FinetuneOptions,
            info: dict[str, Any], lock_fd: int) -> subprocess.Popen:
     """Export, plan, write ``run.json`` and launch the training process, which inherits ``lock_fd`` and the
     run's ``.alive`` lock (taken here first, so the run reads as running from the start)."""
@@ -337,7 +337,7 @@ def _device_name(device: str) -> str:
     return text
 
 
-def _prepare(dataset, folder: Path, options: FinetuneOptions) -> dict[str, Any]:
+def _prepare(dataset: Dataset, folder: Path, options: FinetuneOptions) -> dict[str, Any]:
     """Export ``dataset`` to ``folder/data`` and plan the run: the videos held out and the steps to train."""
     data = folder / "data"
     try:
