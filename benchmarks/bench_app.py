@@ -1,0 +1,173 @@
+"""Studio latency: from pressing Segment to the first mask stored and to all masks, against ``referformer segment``.
+
+For each generated 360p video (default: 10 s and 60 s at 24 fps, a square moving over a textured background)
+the video is imported into a studio project, given one object with an expression, and segmented with
+``studio.session.Studio.segment`` exactly as the Segment button does (frames read from the project, masks
+written window by window; the model is loaded once beforehand, its load time reported apart).  The same video
+is then segmented with ``VideoPredictor.predict`` (what ``referformer segment`` runs, its default window of
+36 frames) in the same process.  No trained model is bundled yet, so the model is a randomly initialised one of
+``--config`` (default ``small``: EfficientNet-Lite0 + MiniLM-L6; ``resnet50`` is far too slow for a 60 s video on
+2 CPU cores) with a tokenizer from ``train.synthetic.write_tokenizer``; speed does not depend on the weights.
+The process is pinned to ``--cores`` CPU cores (default 2).  ``peak_rss_gb`` is the process's peak resident
+memory so far (``resource.getrusage``), so it only grows from row to row.  ``--json`` adds one last line of
+JSON: the longest video's ``first_mask_s``, ``all_masks_s``, ``segment_cli_s``, ``peak_rss_gb`` and every row.
+
+    PYTHONPATH=. python benchmarks/bench_app.py [--config small] [--seconds 10 60] [--fps 24] [--json]
+    PYTHONPATH=. python benchmarks/bench_app.py --quick --json   # tiny config, one 2 s video at 96p (smoke run)
+
+On 2 busy CPU cores the default run takes hours (the random ``small`` model at 360p runs at seconds per frame);
+use ``--device cuda`` on a GPU machine, or fewer ``--seconds``/``--fps``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+EXPRESSION = "the red square"
+KEYS = ("first_mask_s", "all_masks_s", "segment_cli_s", "peak_rss_gb")
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # ru_maxrss is in KiB on Linux
+
+
+def write_test_video(path: Path, seconds: float, fps: float, height: int) -> int:
+    """A ``height``p 16:9 mp4 of a red square moving over a textured background; its frame count."""
+    from referformer_core.overlay import write_video
+
+    width = (height * 16 // 9) // 2 * 2
+    count = max(1, int(round(seconds * fps)))
+    rng = np.random.default_rng(0)
+    texture = rng.integers(60, 200, (height // 4 + 1, width // 4 + 1, 3), dtype=np.uint8)
+    background = np.repeat(np.repeat(texture, 4, axis=0), 4, axis=1)[:height, :width]
+    side = height // 4
+
+    def frames():
+        for t in range(count):
+            frame = np.roll(background, t, axis=1).copy()
+            x = int((width - side) * (0.5 + 0.45 * np.sin(2 * np.pi * t / max(count, 2))))
+            y = height // 2 - side // 2
+            frame[y:y + side, x:x + side] = (220, 40, 40)
+            yield frame
+
+    write_video(path, frames(), fps=fps)
+    return count
+
+
+def build_model(config: str, out: Path) -> tuple[Path, Path]:
+    """A randomly initialised checkpoint of ``config`` and a small tokenizer (``train.synthetic``)."""
+    import torch
+
+    from referformer_core.checkpoint import save_checkpoint
+    from referformer_core.config import get_config
+    from referformer_core.referformer import ReferFormer
+    from train.synthetic import write_tokenizer
+
+    torch.manual_seed(0)
+    save_checkpoint(ReferFormer(get_config(config)).eval(), out / f"{config}.pth")
+    return out / f"{config}.pth", write_tokenizer(out / "tokenizer")
+
+
+def measure_video(studio, spec, predictor, video: Path, frames: int, short_side: int) -> dict:
+    """Import ``video`` into a new project, then time Segment (first and all masks) and ``predict``."""
+    from studio.media import ImportOptions
+
+    view = studio.create_project(video.stem)
+    view, _ = studio.import_file(view, video, ImportOptions(1, 20000, short_side))
+    view, _ = studio.add_object(view, EXPRESSION, "others")
+    project = studio.project(view)
+    assert project.video(view.video).frame_count == frames, (project.video(view.video).frame_count, frames)
+
+    start = time.perf_counter()
+    steps = studio.segment(view)
+    next(steps)  # the first window's masks are stored before it is reported
+    first_mask_s = time.perf_counter() - start
+    stored_first = len(project.mask_infos(view.video, view.obj_id))
+    for _ in steps:
+        pass
+    all_masks_s = time.perf_counter() - start
+    stored = len(project.mask_infos(view.video, view.obj_id))
+    if not 0 < stored_first <= stored == frames:
+        raise SystemExit(f"{video.name}: {stored_first} masks after the first window, {stored} in all, "
+                         f"{frames} frames")
+
+    start = time.perf_counter()
+    masks = predictor.predict(video, EXPRESSION)
+    segment_cli_s = time.perf_counter() - start
+    if len(masks) != frames:
+        raise SystemExit(f"{video.name}: predict gave {len(masks)} masks for {frames} frames")
+    return {"first_mask_s": first_mask_s, "all_masks_s": all_masks_s, "segment_cli_s": segment_cli_s,
+            "peak_rss_gb": peak_rss_gb(), "first_window_masks": stored_first}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="small", help="model config (random weights; default small)")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0], help="video lengths")
+    parser.add_argument("--fps", type=float, default=24.0)
+    parser.add_argument("--height", type=int, default=360, help="video height (and the model's short side)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cores", type=int, default=2, help="CPU cores the process is pinned to (0: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny config, one 2 s video at 4 fps, 96p")
+    parser.add_argument("--json", action="store_true", help="print one last JSON line with the results")
+    args = parser.parse_args()
+    if args.quick:
+        args.config, args.seconds, args.fps, args.height = "tiny", [2.0], 4.0, 96
+    if args.cores:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
+
+    import torch
+
+    from referformer_core.predictor import VideoPredictor
+    from studio.model import ModelSpec
+    from studio.session import Studio, StudioConfig
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_app_") as tmp:
+        root = Path(tmp)
+        checkpoint, tokenizer = build_model(args.config, root)
+        spec = ModelSpec(str(checkpoint), str(tokenizer), args.device, args.height)
+        studio = Studio(StudioConfig(root / "projects", root / "downloads", spec))
+        start = time.perf_counter()
+        studio.models.get(spec)
+        model_load_s = time.perf_counter() - start
+        predictor = VideoPredictor.from_checkpoint(checkpoint, text_encoder=str(tokenizer), device=args.device,
+                                                   short_side=args.height, window=36)
+        print(f"model: {args.config} (random weights) on {args.device}, {torch.get_num_threads()} threads; "
+              f"loaded in {model_load_s:.1f} s; studio windows of {spec.window} frames (first {spec.first_window}), "
+              f"referformer segment windows of 36", flush=True)
+        for seconds in args.seconds:
+            video = root / f"video_{seconds:g}s.mp4"
+            frames = write_test_video(video, seconds, args.fps, args.height)
+            row = {"video": video.name, "seconds": seconds, "fps": args.fps, "frames": frames,
+                   "height": args.height, **measure_video(studio, spec, predictor, video, frames, args.height)}
+            rows.append(row)
+            print(f"  {video.name}: {frames} frames done in {row['all_masks_s']:.1f} s", flush=True)
+        studio.close()
+    print(f"{'video':<16} {'frames':>6} {'first_mask_s':>12} {'all_masks_s':>11} {'segment_cli_s':>13} "
+          f"{'peak_rss_gb':>11}")
+    for r in rows:
+        label = f"{r['seconds']:g} s {r['height']}p"
+        print(f"{label:<16} {r['frames']:>6} {r['first_mask_s']:>12.2f} {r['all_masks_s']:>11.2f} {r['segment_cli_s']:>13.2f} "
+              f"{r['peak_rss_gb']:>11.2f}")
+    print(f"({args.config} model with random weights on {args.device}; resnet50 is too slow for 60 s videos on "
+          f"2 cores)")
+    if args.json:
+        last = rows[-1]
+        print(json.dumps({"config": args.config, "device": args.device, "cores": len(os.sched_getaffinity(0)),
+                          "model_load_s": model_load_s, **{k: last[k] for k in KEYS}, "results": rows}))
+
+
+if __name__ == "__main__":
+    main()
