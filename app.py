@@ -20,6 +20,7 @@ from referformer_core.overlay import object_colour  # noqa: E402
 from studio.corrections import SCOPES  # noqa: E402
 from studio.errors import user_message  # noqa: E402
 from studio.export import FORMATS, clear_old_downloads  # noqa: E402
+from studio.finetune import FinetuneOptions  # noqa: E402
 from studio.media import VIDEO_SUFFIXES, ImportOptions, list_media  # noqa: E402
 from studio.model import ModelSpec  # noqa: E402
 from studio.projects import View  # noqa: E402
@@ -61,7 +62,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         playing = gr.State(False)
         with gr.Row(elem_id="header"):
             gr.Markdown("## ReferFormer Studio")
-            gr.Markdown(f"model: {studio.config.model.describe()}", elem_id="model_line")
+            gr.Markdown(f"start-up model: {studio.config.model.describe()}", elem_id="model_line")
         with gr.Row():
             with gr.Column(scale=1, min_width=320, elem_id="sidebar"):
                 with gr.Accordion("Project", open=True):
@@ -111,6 +112,21 @@ def build_app(studio: Studio) -> gr.Blocks:
                         export_btn = gr.Button("Export zip", elem_id="export_btn")
                         preview_btn = gr.Button("Preview mp4", elem_id="preview_btn")
                     export_file = gr.File(label="Download", elem_id="export_file", interactive=False)
+                with gr.Accordion("Fine-tune the model", open=False) as finetune_panel:
+                    gr.Markdown("Train on this project's reviewed frames (whole videos are held out to measure "
+                                "J&F), in the background; then choose the new model below.")
+                    with gr.Row():
+                        finetune_epochs = gr.Number(label="Epochs", value=4, precision=0, minimum=1, maximum=100,
+                                                    elem_id="finetune_epochs", min_width=80)
+                        finetune_start = gr.Button("Start", elem_id="finetune_start", variant="primary")
+                        finetune_cancel = gr.Button("Cancel", elem_id="finetune_cancel", variant="stop")
+                    finetune_status = gr.Markdown("", elem_id="finetune_status")
+                    finetune_log = gr.Textbox(label="Training log", lines=5, max_lines=10, interactive=False,
+                                              elem_id="finetune_log")
+                    with gr.Row():
+                        model_select = gr.Dropdown(label="Model for this project", choices=[],
+                                                   elem_id="model_select", scale=3)
+                        model_use = gr.Button("Use", elem_id="model_use", min_width=60)
             with gr.Column(scale=3):
                 message = gr.Markdown("", elem_id="message")
                 viewer = gr.Image(label="Frame", interactive=False, format="jpeg", elem_id="viewer", height=460,
@@ -374,6 +390,46 @@ def build_app(studio: Studio) -> gr.Blocks:
         wire(brush, lambda v, value: studio.brush_save(v, value), [brush], event="apply", api_visibility="private")
         wire(propagate_btn, lambda v, d, n: studio.propagate(v, d, n), [direction, propagate_frames],
              api_name="propagate")
+
+        # fine-tuning
+        finetune_timer = gr.Timer(2.0, active=False)
+
+        def finetune_panel_state(v: View):
+            status = studio.finetune_status(v)
+            spec = studio.model_spec(v)
+            choices = studio.model_choices(v)
+            running = status is not None and status.state == "running"
+            text = "" if status is None else f"**{status.state}** · {status.progress:.0%} · {status.message}"
+            return (text, "" if status is None else status.log_tail,
+                    gr.update(choices=[(label, path) for label, path in choices], value=spec.checkpoint),
+                    gr.Timer(active=running))
+
+        finetune_outputs = [finetune_status, finetune_log, model_select, finetune_timer]
+
+        def start_finetune(v: View, epochs: float):
+            try:
+                note = studio.finetune_start(v, FinetuneOptions(epochs=int(epochs or 1)))[1]
+            except Exception as exc:
+                gr.Warning(user_message(exc))
+                note = "⚠️ " + user_message(exc)
+            return [*finetune_panel_state(v), note]
+
+        def cancel_finetune(v: View):
+            try:
+                note = studio.finetune_cancel(v)[1]
+            except Exception as exc:
+                gr.Warning(user_message(exc))
+                note = "⚠️ " + user_message(exc)
+            return [*finetune_panel_state(v), note]
+
+        finetune_start.click(start_finetune, [view_state, finetune_epochs], finetune_outputs + [message],
+                             api_name="finetune_start", concurrency_id="finetune")
+        finetune_cancel.click(cancel_finetune, view_state, finetune_outputs + [message], api_name="finetune_cancel")
+        finetune_timer.tick(finetune_panel_state, view_state, finetune_outputs, show_progress="hidden",
+                            api_visibility="private")
+        finetune_panel.expand(finetune_panel_state, view_state, finetune_outputs, show_progress="hidden",
+                              api_name="finetune_status")
+        wire(model_use, lambda v, path: studio.select_model(v, path), [model_select], api_name="select_model")
 
         # export
         def do_export(v: View, fmt: str, reviewed: bool):

@@ -17,6 +17,7 @@ from annotations.errors import ProjectError
 from .errors import StudioError
 
 VIEW_FILE = "studio.json"
+SETTINGS_FILE = "settings.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 
 
@@ -78,6 +79,18 @@ class ProjectLibrary:
             return
         data = {k: v for k, v in asdict(view).items() if k != "project"}
         write_bytes_atomic(self.folder(view.project) / VIEW_FILE, json.dumps(data).encode())
+
+
+    def load_settings(self, name: str) -> dict:
+        """Project settings (``settings.json``: e.g. the checkpoint chosen for it); empty when none."""
+        try:
+            data = json.loads((self.folder(name) / SETTINGS_FILE).read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def save_settings(self, name: str, settings: dict) -> None:
+        write_bytes_atomic(self.folder(name) / SETTINGS_FILE, json.dumps(settings).encode())
 
 
 def check_project_name(name: str) -> str:

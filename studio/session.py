@@ -17,9 +17,10 @@ from annotations import ObjectInfo, Project, ReviewState
 from referformer_core.predictor import InferenceState, VideoPredictor
 from referformer_core.text import validate_expression
 
-from . import corrections, render, review
+from . import corrections, finetune, render, review
 from . import export as export_mod
 from .corrections import Candidate
+from .finetune import FinetuneOptions
 from .errors import StudioError
 from .media import ImportOptions, import_media, resolve_media_path
 from .model import ModelCache, ModelSpec
@@ -29,6 +30,7 @@ from .segment import SegmentProgress, load_state, segment_video
 
 MAX_CATEGORY_CHARS = 64
 KEPT_STATES = 2
+LOCKS_FOLDER = ".locks"
 
 
 @dataclass
@@ -284,11 +286,60 @@ class Studio:
     def preview(self, view: View, show_boxes: bool = False) -> Path:
         return export_mod.export_preview(self.project(view), self._video(view), self.config.downloads_dir, show_boxes)
 
+    # ------------------------------------------------------------------ fine-tuning
+    def finetune_start(self, view: View, options: FinetuneOptions = FinetuneOptions()) -> tuple[View, str]:
+        """Fine-tune this project's model on its reviewed frames, in another process (the studio stays usable)."""
+        spec = self.model_spec(view)
+        if spec.checkpoint is None:
+            raise StudioError("no model to fine-tune: start the studio with --checkpoint FILE")
+        run_id = finetune.start_run(self.project(view), spec.checkpoint, spec.text_encoder, spec.device, options,
+                                    locks_dir=self.config.projects_dir / LOCKS_FOLDER)
+        return view, f"fine-tuning started (run {run_id})"
+
+    def finetune_status(self, view: View) -> finetune.RunStatus | None:
+        """The project's latest fine-tuning run, or None."""
+        if not view.project:
+            return None
+        runs = finetune.list_runs(self.project(view))
+        return runs[0] if runs else None
+
+    def finetune_cancel(self, view: View) -> tuple[View, str]:
+        status = self.finetune_status(view)
+        if status is None or status.state != "running":
+            raise StudioError("no fine-tuning run is going on in this project")
+        return view, finetune.cancel_run(self.project(view), status.run_id).message
+
+    def model_choices(self, view: View) -> list[tuple[str, str]]:
+        """(label, checkpoint) of the models this project can use: the start-up one, then its fine-tuned ones."""
+        if not view.project:
+            return []
+        return finetune.model_choices(self.project(view), self.config.model.checkpoint)
+
+    def model_spec(self, view: View) -> ModelSpec:
+        """The model of ``view``'s project: the checkpoint chosen for it (e.g. a fine-tuned one), else the
+        studio's start-up one."""
+        chosen = self.library.load_settings(view.project).get("checkpoint") if view.project else None
+        if chosen and Path(chosen).is_file():
+            return replace(self.config.model, checkpoint=chosen)
+        return self.config.model
+
+    def select_model(self, view: View, checkpoint: str | None) -> tuple[View, str]:
+        """Use ``checkpoint`` for this project from now on (None: the studio's start-up model)."""
+        if not view.project:
+            raise StudioError("open a project first")
+        if checkpoint and not Path(checkpoint).is_file():
+            raise StudioError(f"checkpoint {checkpoint} does not exist")
+        settings = self.library.load_settings(view.project)
+        settings["checkpoint"] = checkpoint or None
+        self.library.save_settings(view.project, settings)
+        return view, f"model for project {view.project}: {self.model_spec(view).describe()}"
+
     # ------------------------------------------------------------------ internals
     def _model_state(self, view: View, create: bool) -> tuple[VideoPredictor, InferenceState | None]:
         """The predictor and the video's prepared frames and results (kept for the last few videos)."""
-        predictor = self.models.get(self.config.model)
-        key = (view.project, self._video(view), self.config.model)
+        spec = self.model_spec(view)
+        predictor = self.models.get(spec)
+        key = (view.project, self._video(view), spec)
         with self._lock:
             state = self._states.get(key)
             if state is not None:

@@ -218,3 +218,26 @@ def test_pictures(studio, loaded):
     assert studio.curve_click(view, 899).frame == 7 and studio.curve_click(view, 0).frame == 0
     strip = studio.filmstrip(view)
     assert [caption for _, caption in strip] == [f"frame {t}" for t in range(8)]
+
+
+def test_each_project_can_choose_its_checkpoint(studio, loaded, tmp_path, tiny_model):
+    other = tmp_path / "finetuned.pth"
+    other.write_bytes(tiny_model[0].read_bytes())
+    view, message = studio.select_model(loaded, str(other))
+    assert studio.model_spec(view).checkpoint == str(other) and "finetuned.pth" in message
+    second = studio.create_project("second")
+    assert studio.model_spec(second).checkpoint == str(tiny_model[0])
+    view, _ = studio.select_model(view, None)
+    assert studio.model_spec(view).checkpoint == str(tiny_model[0])
+    with pytest.raises(StudioError, match="does not exist"):
+        studio.select_model(view, str(tmp_path / "missing.pth"))
+
+
+def test_finetuning_from_the_studio_says_what_it_needs(studio, loaded):
+    with pytest.raises(StudioError, match="no reviewed frames"):
+        studio.finetune_start(loaded)
+    assert studio.finetune_status(loaded) is None
+    with pytest.raises(StudioError, match="no fine-tuning run"):
+        studio.finetune_cancel(loaded)
+    choices = studio.model_choices(loaded)
+    assert choices[0][1] == studio.config.model.checkpoint and len(choices) == 1
