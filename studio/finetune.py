@@ -35,6 +35,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from annotations import AnnotationError, Dataset, Project
+from annotations import rle
 from annotations.ytvos import export_ytvos
 from train.data import TrainingDataError, read_expressions, split_by_video
 
@@ -130,6 +132,10 @@ def start_run(project: Project, checkpoint: str | Path, text_encoder: str, devic
     usable = [v for v in dataset.videos if v.frames and v.objects]
     if not usable:
         raise StudioError("nothing to fine-tune on: no reviewed frames with objects yet (mark frames reviewed)")
+    usable = [v for v in usable if any(rle.area(m) > 0 for o in v.objects for m in o.masks.values())]
+    if not usable:
+        raise StudioError("nothing to fine-tune on: the objects have no mask on the reviewed frames (segment or "
+                          "paint them first)")
     if len(usable) < 2:
         raise StudioError(f"fine-tuning needs reviewed frames in at least 2 videos, one to train on and one held "
                           f"out to measure J&F; only {usable[0].name} has some")
@@ -436,9 +442,17 @@ def _message(status: RunStatus, report: dict[str, Any] | None, folder: Path) -> 
 
 
 def _last_error(log_tail: str) -> str:
+    """The reason a run failed: the last ``...Error: message`` line (a worker's traceback ends with the real one),
+    else the training command's ``error:`` line, else the last line of the log."""
     lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception): ", line)]
     errors = [line for line in lines if line.startswith("error:")]
-    line = errors[-1][len("error:"):].strip() if errors else (lines[-1] if lines else "no output (see train.log)")
+    if raised:
+        line = raised[-1].split(": ", 1)[1]
+    elif errors:
+        line = errors[-1][len("error:"):].strip()
+    else:
+        line = lines[-1] if lines else "no output (see train.log)"
     return line if len(line) <= 240 else line[:237] + "..."
 
 

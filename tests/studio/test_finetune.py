@@ -121,3 +121,26 @@ def test_refusals(project, tiny_model, tmp_path):
         finetune.run_status(project, "../etc")
     assert finetune.list_runs(project) == [] and not (project.folder / "runs").exists()
 
+
+def test_objects_without_masks_are_refused_before_any_work(library, tiny_model, tmp_path):
+    import numpy as np
+
+    checkpoint, tokenizer = tiny_model
+    project = library.create("unmasked")
+    for name in ("a", "b"):
+        project.add_video(name, iter(np.zeros((3, 64, 96, 3), np.uint8)))
+        project.add_object(name, ["the thing"])
+        project.set_masks(name, 1, {t: np.zeros((64, 96), bool) for t in range(3)}, "model")
+    review_all(project)
+    with pytest.raises(StudioError, match="no mask on the reviewed frames"):
+        finetune.start_run(project, checkpoint, str(tokenizer), "cpu", TINY, locks_dir=tmp_path / "locks")
+    assert finetune.list_runs(project) == []
+
+
+def test_the_reason_of_a_failed_run_is_the_real_error():
+    from studio.finetune import _last_error
+
+    log = ("error: Caught TrainingDataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+           '  File "x.py", line 1, in f\ntrain.data.TrainingDataError: /data: no clip shows its object; are the masks empty?\n')
+    assert _last_error(log) == "/data: no clip shows its object; are the masks empty?"
+    assert _last_error("step 1\nerror: checkpoint x.pth is truncated\n") == "checkpoint x.pth is truncated"
