@@ -66,7 +66,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1, min_width=320, elem_id="sidebar"):
                 with gr.Accordion("Project", open=True):
-                    project_select = gr.Dropdown(label="Open project", choices=[], elem_id="project_select")
+                    project_select = gr.Dropdown(label="Open project", choices=[], elem_id="project_select", allow_custom_value=True)
                     with gr.Row():
                         project_name = gr.Textbox(label="New project", placeholder="name", elem_id="project_name",
                                                   scale=3)
@@ -86,9 +86,9 @@ def build_app(studio: Studio) -> gr.Blocks:
                                                  choices=list_media(studio.config.media_dirs), elem_id="media_path",
                                                  scale=3)
                         media_open = gr.Button("Open", elem_id="media_open", scale=1, min_width=80)
-                    video_select = gr.Dropdown(label="Video", choices=[], elem_id="video_select")
+                    video_select = gr.Dropdown(label="Video", choices=[], elem_id="video_select", allow_custom_value=True)
                 with gr.Accordion("Objects", open=True):
-                    obj_select = gr.Dropdown(label="Object", choices=[], elem_id="obj_select")
+                    obj_select = gr.Dropdown(label="Object", choices=[], elem_id="obj_select", allow_custom_value=True)
                     expression = gr.Textbox(label="Referring expression", placeholder="e.g. the dog jumping over "
                                             "the fence", elem_id="obj_expression", max_lines=2)
                     category = gr.Dropdown(label="Category", choices=list(YTVOS_CATEGORIES), value="others",

@@ -209,3 +209,20 @@ def test_upload_over_the_limit_is_refused_readably(client, sample_video, tmp_pat
     assert status.startswith("square · frame 1 (0–7)") and before.startswith("square · frame 0"), status
     status, message = screen(client, "/import_video", handle_file(str(sample_video)))
     assert message.startswith("imported square-2: 8 frames"), message
+
+
+def test_a_new_client_opens_an_existing_project(server, sample_video, tmp_path):
+    """A script (a new API session) opens a project made earlier and picks its video and object."""
+    from gradio_client import Client
+
+    first = Client(server.url, verbose=False, download_files=str(tmp_path / "first"))
+    new_project_with_video(first, "api-reopen", sample_video)
+    assert screen(first, "/add_object", EXPRESSION, "others")[1].startswith("added object 1")
+
+    second = Client(server.url, verbose=False, download_files=str(tmp_path / "second"))
+    status, message = screen(second, "/open_project", "api-reopen")
+    assert status.startswith("square · frame 0 (0–7)") and "object 1" in status, (status, message)
+    status, message = screen(second, "/select_video", "square")
+    assert status.startswith("square · frame 0"), (status, message)
+    status, message = screen(second, "/select_object", 1)
+    assert "object 1" in status, (status, message)
