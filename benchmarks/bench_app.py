@@ -110,6 +110,50 @@ def measure_video(studio, spec, predictor, video: Path, frames: int, short_side:
             "peak_rss_gb": peak_rss_gb(), "first_window_masks": stored_first}
 
 
+def measure_corrections(root: Path, height: int, frames: int = 31, repeats: int = 5) -> dict:
+    """Time a brush stroke (store the painted mask + re-render the frame) and a propagation over ``frames - 1``
+    frames, on a generated ``height``p video of a textured square moving over a textured background."""
+    import cv2
+    import numpy as np
+
+    from studio.projects import View
+    from studio.session import Studio, StudioConfig
+
+    width = height * 16 // 9
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3)).astype(np.float32), (0, 0), 2)
+    background = cv2.normalize(background, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    side = height // 4
+    patch = cv2.GaussianBlur(rng.integers(0, 255, (side, side, 3)).astype(np.float32), (0, 0), 2)
+    patch = cv2.normalize(patch, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+
+    def scene():
+        for t in range(frames):
+            frame = background.copy()
+            x = width // 8 + t * height // 180
+            frame[height // 3:height // 3 + side, x:x + side] = patch
+            yield frame
+
+    studio = Studio(StudioConfig(root / "corrections", root / "downloads"))
+    view = studio.create_project("bench")
+    studio.project(view).add_video("clip", scene())
+    view, _ = studio.add_object(View("bench", "clip", 0, None), "the square")
+    layer = np.zeros((height, width, 4), np.uint8)
+    layer[height // 3:height // 3 + side, width // 8:width // 8 + side, 3] = 140
+    stroke = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        studio.brush_save(view, {"layers": [layer]})
+        studio.frame_image(view)
+        stroke.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    _, message = studio.propagate(view, "forward", frames - 1)
+    propagate_s = time.perf_counter() - start
+    studio.close()
+    return {"height": height, "brush_stroke_ms": 1000 * float(np.median(stroke)), "propagate_frames": frames - 1,
+            "propagate_s": propagate_s, "propagate_result": message}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="small", help="model config (random weights; default small)")
@@ -119,10 +163,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cores", type=int, default=2, help="CPU cores the process is pinned to (0: all)")
     parser.add_argument("--quick", action="store_true", help="tiny config, one 2 s video at 4 fps, 96p")
+    parser.add_argument("--corrections-height", type=int, default=720, help="video height for the brush and "
+                        "propagation timings")
     parser.add_argument("--json", action="store_true", help="print one last JSON line with the results")
     args = parser.parse_args()
     if args.quick:
-        args.config, args.seconds, args.fps, args.height = "tiny", [2.0], 4.0, 96
+        args.config, args.seconds, args.fps, args.height, args.corrections_height = "tiny", [2.0], 4.0, 96, 240
     if args.cores:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cores])
 
@@ -155,6 +201,7 @@ def main() -> None:
             rows.append(row)
             print(f"  {video.name}: {frames} frames done in {row['all_masks_s']:.1f} s", flush=True)
         studio.close()
+        corrections = measure_corrections(root, args.corrections_height)
     print(f"{'video':<16} {'frames':>6} {'first_mask_s':>12} {'all_masks_s':>11} {'segment_cli_s':>13} "
           f"{'peak_rss_gb':>11}")
     for r in rows:
@@ -163,10 +210,16 @@ def main() -> None:
               f"{r['peak_rss_gb']:>11.2f}")
     print(f"({args.config} model with random weights on {args.device}; resnet50 is too slow for 60 s videos on "
           f"2 cores)")
+    c = corrections
+    print(f"\n{'corrections at':<16} {'brush_stroke_ms':>15} {'propagate_s':>11}  (propagate over {c['propagate_frames']} "
+          f"frames; aims: 150 ms and 3 s at 720p)")
+    print(f"{str(c['height']) + 'p':<16} {c['brush_stroke_ms']:>15.1f} {c['propagate_s']:>11.2f}  {c['propagate_result']}")
     if args.json:
         last = rows[-1]
         print(json.dumps({"config": args.config, "device": args.device, "cores": len(os.sched_getaffinity(0)),
-                          "model_load_s": model_load_s, **{k: last[k] for k in KEYS}, "results": rows}))
+                          "model_load_s": model_load_s, **{k: last[k] for k in KEYS}, "results": rows,
+                          "brush_stroke_ms": corrections["brush_stroke_ms"], "propagate_s": corrections["propagate_s"],
+                          "corrections": corrections}))
 
 
 if __name__ == "__main__":

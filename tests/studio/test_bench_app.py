@@ -22,3 +22,5 @@ def test_bench_app_quick_reports_json():
     assert {k: row[k] for k in ("first_mask_s", "all_masks_s", "segment_cli_s")} == \
         {k: report[k] for k in ("first_mask_s", "all_masks_s", "segment_cli_s")}
     assert any(line.startswith("2 s 96p") for line in lines[:-1]), "the table is printed"
+    assert report["brush_stroke_ms"] > 0 and report["propagate_s"] > 0
+    assert report["corrections"]["height"] == 240 and "propagated to" in report["corrections"]["propagate_result"]
