@@ -4,7 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from studio.model import ModelSpec
 from studio.projects import ProjectLibrary
+from studio.session import Studio, StudioConfig
 
 
 def moving_square_frames(t: int = 8, h: int = 72, w: int = 128, seed: int = 0) -> np.ndarray:
@@ -49,3 +51,13 @@ def sample_video(tmp_path_factory) -> Path:
 @pytest.fixture
 def library(tmp_path) -> ProjectLibrary:
     return ProjectLibrary(tmp_path / "projects")
+
+
+@pytest.fixture
+def studio(tmp_path, tiny_model) -> Studio:
+    """A studio on the tiny model: frames at a 64-pixel short side, windows of 3 frames after a first one of 1."""
+    checkpoint, tokenizer = tiny_model
+    spec = ModelSpec(str(checkpoint), str(tokenizer), short_side=64, window=3, first_window=1)
+    s = Studio(StudioConfig(tmp_path / "projects", tmp_path / "downloads", spec))
+    yield s
+    s.close()

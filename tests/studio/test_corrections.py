@@ -7,17 +7,6 @@ from referformer_core.overlay import object_colour
 from studio.corrections import SCOPES, mask_from_editor
 from studio.errors import StudioError
 from studio.media import ImportOptions
-from studio.model import ModelSpec
-from studio.session import Studio, StudioConfig
-
-
-@pytest.fixture
-def studio(tmp_path, tiny_model):
-    checkpoint, tokenizer = tiny_model
-    spec = ModelSpec(str(checkpoint), str(tokenizer), short_side=64, window=3, first_window=1)
-    s = Studio(StudioConfig(tmp_path / "projects", tmp_path / "downloads", spec))
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -16,15 +16,6 @@ from studio.session import Studio, StudioConfig
 
 
 @pytest.fixture
-def studio(tmp_path, tiny_model):
-    checkpoint, tokenizer = tiny_model
-    spec = ModelSpec(str(checkpoint), str(tokenizer), short_side=64, window=3, first_window=1)
-    s = Studio(StudioConfig(tmp_path / "projects", tmp_path / "downloads", spec))
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def loaded(studio, sample_video):
     view = studio.create_project("demo")
     view, message = studio.import_file(view, sample_video, ImportOptions())
