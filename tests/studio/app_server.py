@@ -97,3 +97,18 @@ def start_app(root: Path, checkpoint: Path, tokenizer: Path, video: Path, *extra
             server.stop()
             raise RuntimeError(f"app.py did not answer on {server.url} within {timeout:.0f} s:\n{server.log_tail()}")
         time.sleep(0.25)
+
+
+def write_bad_uploads(folder: Path) -> Path:
+    """``folder`` with the bad uploads both end-to-end tests try: random bytes, an empty file and a text file
+    named ``.mp4``, and a zip with a ``../`` entry beside a frame."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "corrupt.mp4").write_bytes(os.urandom(20_000))
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("these are not video frames\n" * 200)
+    with zipfile.ZipFile(folder / "escape.zip", "w") as zf:
+        zf.writestr("../escape.jpg", b"not read")
+        zf.writestr("frames/00000.jpg", b"not read")
+    return folder

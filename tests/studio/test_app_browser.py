@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.studio.app_server import start_app
+from tests.studio.app_server import start_app, write_bad_uploads
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -283,14 +283,7 @@ def test_bad_input_gives_one_line_and_keeps_the_project(page, server, sample_vid
         assert text_of(page, "status").startswith("square · frame") and "object 1" in text_of(page, "status")
         assert textbox(page, "obj_expression").input_value() == EXPRESSION
 
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "corrupt.mp4").write_bytes(os.urandom(20_000))
-    (bad / "empty.mp4").write_bytes(b"")
-    (bad / "notes.mp4").write_text("these are not video frames\n" * 200)
-    with zipfile.ZipFile(bad / "escape.zip", "w") as zf:
-        zf.writestr("../escape.jpg", sample_video.read_bytes()[:100])
-        zf.writestr("frames/00000.jpg", sample_video.read_bytes()[:100])
+    bad = write_bad_uploads(tmp_path / "bad")
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "square.mp4").write_bytes(sample_video.read_bytes())

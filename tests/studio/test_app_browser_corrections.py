@@ -21,7 +21,7 @@ def test_pick_paint_propagate_undo_redo_export(page, server, sample_video, tmp_p
     wait_text(page, "message", "5 candidates for object 1")
     thumbs = page.locator("#candidates button.thumbnail-item, #candidates .thumbnail-item")
     thumbs.nth(1).click()
-    message = wait_text(page, "message", "picked for 1 frame(s)")
+    wait_text(page, "message", "picked for 1 frame(s)")
     wait_text(page, "status", "(hand)")
     page.screenshot(path=str(page.screens / "picked.png"), full_page=True)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.studio.app_server import start_app
+from tests.studio.app_server import start_app, write_bad_uploads
 
 EXPRESSION = "the red square"
 STATUS, MESSAGE, FRAME_SLIDER = 8, 9, 5
@@ -154,14 +154,7 @@ def test_bad_input_gives_one_line_and_keeps_the_project(client, server, sample_v
     assert message.startswith("added object 1")
     before = status
 
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "corrupt.mp4").write_bytes(os.urandom(20_000))
-    (bad / "empty.mp4").write_bytes(b"")
-    (bad / "notes.mp4").write_text("these are not video frames\n" * 200)
-    with zipfile.ZipFile(bad / "escape.zip", "w") as zf:
-        zf.writestr("../escape.jpg", b"not read")
-        zf.writestr("frames/00000.jpg", b"not read")
+    bad = write_bad_uploads(tmp_path / "bad")
     for name, needle in [("corrupt.mp4", "corrupt.mp4"), ("empty.mp4", "empty.mp4: the file is empty"),
                          ("notes.mp4", "notes.mp4"), ("escape.zip", "refusing the zip")]:
         status, message = screen(client, "/import_video", handle_file(str(bad / name)))

@@ -1,6 +1,5 @@
 """Bringing videos into a project: files, zips of frames, paths under --media-dir, and every kind of bad input."""
 import zipfile
-from pathlib import Path
 
 import av
 import cv2
