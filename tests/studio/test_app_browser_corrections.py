@@ -27,6 +27,15 @@ def test_pick_paint_propagate_undo_redo_export(page, server, sample_video, tmp_p
 
     page.keyboard.press("e")
     wait_text(page, "message", "editing object 1 on frame 0")
+    page.keyboard.press("b")
+    page.keyboard.press("]")
+    page.keyboard.press("]")
+    page.wait_for_function("() => { const r = document.querySelector('#brush input[type=range]');"
+                           " return !!r && +r.value === 20; }")
+    page.keyboard.press("x")
+    page.wait_for_selector("#brush button[aria-label='Erase'].highlight")
+    page.keyboard.press("b")
+    page.wait_for_selector("#brush button[aria-label='Brush'].highlight")
     canvas = page.locator("#brush canvas").first
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
