@@ -18,8 +18,8 @@ from tests.studio.app_server import start_app, write_bad_uploads
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 30_000
-SEGMENT_TIMEOUT_MS = 120_000
+TIMEOUT_MS = 60_000
+SEGMENT_TIMEOUT_MS = 240_000
 EXPRESSION = "the red square"
 
 
