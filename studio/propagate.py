@@ -20,9 +20,6 @@ from annotations import Origin, Project
 
 from .errors import StudioError
 
-PROTECTED = (Origin.HAND, Origin.PROPAGATED)
-
-
 @dataclass(frozen=True)
 class DriftLimits:
     """When to stop: the area leaves ``[1/max_area_ratio, max_area_ratio]`` x the source area, or a model mask
