@@ -21,7 +21,8 @@ import math
 import pickle
 import sys
 import zlib
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,17 @@ class Fixture:
         return ReferFormerConfig(backbone=self.meta["backbone"], text_encoder={"model_type": "roberta", **self.meta["text"]})
 
 
+@contextmanager
+def full_fp32() -> Iterator[None]:
+    """Matrix products and convolutions in full fp32 on CUDA (no TF32), as the fixtures were made."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 def run_fixture(fixture: Fixture, device: str = "cpu", autocast: str | None = None) -> dict[str, Tensor]:
     """Build the fixture's model with recipe weights, run its input (under ``autocast`` = ``bf16``/``fp16``
     when given), and post-process as the official code."""
@@ -89,7 +101,7 @@ def run_fixture(fixture: Fixture, device: str = "cpu", autocast: str | None = No
     t, h, w = meta["T"], meta["H"], meta["W"]
     frames = torch.randn(t, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
     input_ids = fixture.data["input_tokens"].view(1, -1).to(device)
-    precision = torch.autocast(device, dtype=AUTOCAST_DTYPES[autocast]) if autocast else nullcontext()
+    precision = torch.autocast(device, dtype=AUTOCAST_DTYPES[autocast]) if autocast else full_fp32()
     with torch.inference_mode(), precision:
         text = model.encode_text(input_ids, torch.ones_like(input_ids))
         out = model(frames[None], text, torch.tensor([[h, w]], device=device))

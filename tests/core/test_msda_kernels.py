@@ -272,12 +272,15 @@ def test_empty_queries() -> None:
 @needs_ext
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cuda_half_precision_close_to_float32(dtype: torch.dtype) -> None:
+    """fp16/bf16 inputs, fp32 accumulation: the kernel's output is the fp32 reference on the same (rounded) inputs,
+    up to rounding the output itself. (Against the unrounded fp32 inputs the error is dominated by rounding the
+    sampling locations: 0.12 of the largest output in bf16 on the H200, not a property of the kernel.)"""
     args = make_inputs(*CASES[4], dtype=torch.float32, device="cuda")
-    want = ms_deform_attn_pytorch(*args)
     low = tuple(t.to(dtype) if t.is_floating_point() else t for t in args)
+    want = ms_deform_attn_pytorch(*(t.float() if t.is_floating_point() else t for t in low))
     got = ms_deform_attn(*low, impl="kernel")
     assert got.dtype == dtype
-    assert relative_error(got, want) <= (1e-2 if dtype == torch.float16 else 5e-2)
+    assert relative_error(got, want) <= (1e-3 if dtype == torch.float16 else 8e-3)
     leaves = [t.requires_grad_() for t in (low[0], low[3], low[4])]
     grads = torch.autograd.grad(ms_deform_attn(*low, impl="kernel").float().sum(), leaves)
     assert all(g.dtype == dtype and torch.isfinite(g).all() for g in grads)
