@@ -100,6 +100,7 @@ setup(
         "timm>=1.0",
         "gradio>=5",
         "opencv-python",
+        "scikit-image",
         "numpy",
         "av",
         "pycocotools",

@@ -18,7 +18,8 @@ over all (expression, frame) pairs, and the A2D-Sentences mAP@0.5:0.95 (with
 AP@0.5 and AP@0.75): each (expression, frame) pair is a sample with one candidate
 mask, ranked by its confidence (1 where no scores.json is given). The table goes
 to stdout, the json (summary and per-expression J, F) to ``--out`` (default
-``<pred>/evaluation.json``).
+``<pred>/evaluation.json``). Where expressions carry ``"attributes": [...]`` (as
+``train.world`` writes them), J&F, J and F are also averaged per attribute.
 """
 from __future__ import annotations
 
@@ -51,6 +52,20 @@ class Expression:
     exp_id: str
     obj_id: int
     frames: tuple[str, ...]
+    attributes: tuple[str, ...] = ()
+
+
+def read_attributes(meta_path: Path) -> dict[tuple[str, str], tuple[str, ...]]:
+    """``(video, exp_id) -> attributes``: the optional ``"attributes"`` list of strings of each expression
+    (others are ignored); the file was already validated by :func:`load_expressions`."""
+    out = {}
+    videos = json.loads(Path(meta_path).read_text()).get("videos", {})
+    for video, data in videos.items():
+        for exp_id, exp in data.get("expressions", {}).items():
+            attributes = exp.get("attributes") if isinstance(exp, dict) else None
+            if isinstance(attributes, list) and attributes and all(isinstance(a, str) for a in attributes):
+                out[(video, str(exp_id))] = tuple(dict.fromkeys(attributes))
+    return out
 
 
 def load_expressions(meta_path: Path) -> list[Expression]:
@@ -60,6 +75,7 @@ def load_expressions(meta_path: Path) -> list[Expression]:
         videos = read_meta_expressions(meta_path)
     except AnnotationError as exc:
         raise EvaluationError(str(exc)) from None
+    attributes = read_attributes(meta_path)
     expressions = []
     for video in videos:
         for exp in video.expressions:
@@ -68,7 +84,8 @@ def load_expressions(meta_path: Path) -> list[Expression]:
                     f"{meta_path}: expression '{exp.exp_id}' of video '{video.name}' has no obj_id "
                     "(ground truth needs a split with annotations)"
                 )
-            expressions.append(Expression(video.name, exp.exp_id, exp.obj_id, video.frames))
+            expressions.append(Expression(video.name, exp.exp_id, exp.obj_id, video.frames,
+                                          attributes.get((video.name, exp.exp_id), ())))
     if not expressions:
         raise EvaluationError(f"{meta_path} lists no expressions")
     return expressions
@@ -128,7 +145,9 @@ def evaluate(
     overall IoU, mean IoU as fractions, ``P@0.5`` .. ``P@0.9``, ``mAP@0.5:0.95``,
     ``AP@0.5``, ``AP@0.75``), ``counts``
     (videos, expressions, frames) and ``per_expression``
-    (``"<video>/<exp_id>" -> {"J", "F", "J&F"}``). Raises :class:`EvaluationError`.
+    (``"<video>/<exp_id>" -> {"J", "F", "J&F"}``), and where expressions carry attributes
+    ``per_attribute`` (``attribute -> {"J&F", "J", "F", "count"}``: means over the expressions having
+    it, attributes sorted by name). Raises :class:`EvaluationError`.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     if not pred_dir.is_dir():
@@ -145,6 +164,7 @@ def evaluate(
         by_video.setdefault(exp.video, []).append(exp)
 
     results, per_expression, inters, unions, scores = [], {}, [], [], []
+    by_attribute: dict[str, list[dict]] = {}
     for done, (video, video_exps) in enumerate(by_video.items(), start=1):
         label_maps = {
             frame: read_label_map(annotations / video / f"{frame}.png")
@@ -161,6 +181,8 @@ def evaluate(
             result = metrics.j_and_f(pred, gt)
             results.append(result)
             per_expression[f"{video}/{exp.exp_id}"] = {"J": result.j.mean, "F": result.f.mean, "J&F": result.j_and_f}
+            for attribute in exp.attributes:
+                by_attribute.setdefault(attribute, []).append(per_expression[f"{video}/{exp.exp_id}"])
             inter, union = metrics.intersection_union(pred, gt)
             inters.append(inter)
             unions.append(union)
@@ -178,13 +200,19 @@ def evaluate(
     ap = metrics.average_precision([iou[None] for iou in ious], [s[None] for s in np.concatenate(scores)])
     summary["mAP@0.5:0.95"] = metrics.mean_average_precision(ap)
     summary["AP@0.5"], summary["AP@0.75"] = ap[0.5], ap[0.75]
-    return {
+    out = {
         "pred": str(pred_dir),
         "gt": str(gt_dir),
         "counts": {"videos": len(by_video), "expressions": len(results), "frames": int(inter.size)},
         "summary": summary,
         "per_expression": per_expression,
     }
+    if by_attribute:
+        out["per_attribute"] = {
+            attribute: {**{k: float(np.mean([r[k] for r in rows])) for k in ("J&F", "J", "F")}, "count": len(rows)}
+            for attribute, rows in sorted(by_attribute.items())
+        }
+    return out
 
 
 def format_table(result: dict) -> str:
@@ -196,6 +224,11 @@ def format_table(result: dict) -> str:
     ]
     for key, value in result["summary"].items():
         lines.append(f"{key:<14}{100 * value:>10.2f}")
+    if result.get("per_attribute"):
+        lines.append(f"{'attribute':<14}{'J&F (%)':>10}{'J (%)':>10}{'F (%)':>10}{'count':>8}")
+        for key, row in result["per_attribute"].items():
+            lines.append(f"{key:<14}{100 * row['J&F']:>10.2f}{100 * row['J']:>10.2f}{100 * row['F']:>10.2f}"
+                         f"{row['count']:>8}")
     return "\n".join(lines)
 
 

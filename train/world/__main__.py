@@ -1,0 +1,51 @@
+"""``python -m train.world OUT [--split train|heldout] [--videos N] [--frames T] [--height H] [--width W]
+[--seed S]``: write one split of the referring world (Ref-Youtube-VOS layout) to OUT."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+from .generate import generate_world
+from .vocab import SPLITS
+
+
+def _progress(done: int, total: int) -> None:
+    end = "\n" if done == total else ""
+    if sys.stdout.isatty():
+        print(f"\r  videos {done}/{total}", end=end, flush=True)
+    elif done == total or done % max(1, total // 10) == 0:
+        print(f"  videos {done}/{total}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m train.world", description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder to write (created)")
+    parser.add_argument("--split", choices=SPLITS, default="train")
+    parser.add_argument("--videos", type=int, default=400)
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    cv2.setNumThreads(1)  # one core per generator: run splits in parallel processes for more
+    start = time.perf_counter()
+    out = generate_world(args.out, args.split, args.videos, args.frames, args.height, args.width, args.seed,
+                         progress=_progress)
+    seconds = time.perf_counter() - start
+    counts = json.loads((out / "world.json").read_text())["counts"]
+    print(f"wrote {counts['videos']} {args.split} videos ({counts['frames']} frames of {args.height}x{args.width}, "
+          f"{counts['objects']} objects, {counts['expressions']} expressions) to {out} in {seconds:.1f} s "
+          f"({1000 * seconds / max(counts['frames'], 1):.1f} ms/frame)")
+    print("expressions per attribute: " + ", ".join(f"{k} {v}" for k, v in counts["attributes"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
