@@ -22,8 +22,9 @@ from studio.errors import user_message  # noqa: E402
 from studio.export import FORMATS, clear_old_downloads  # noqa: E402
 from studio.finetune import FinetuneOptions  # noqa: E402
 from studio.media import VIDEO_SUFFIXES, ImportOptions, list_media  # noqa: E402
-from studio.model import ModelSpec  # noqa: E402
+from studio.model import model_spec  # noqa: E402
 from studio.projects import View  # noqa: E402
+from studio.samples import list_samples  # noqa: E402
 from studio.screen import Display, Screen, build_screen  # noqa: E402
 from studio.session import Studio, StudioConfig  # noqa: E402
 from studio.ui_assets import CSS, HELP, SHORTCUTS_JS  # noqa: E402
@@ -35,10 +36,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python app.py", description="ReferFormer Studio: segment what you describe")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--checkpoint", help="ReferFormer checkpoint (.pth): an official one or one of ours")
-    parser.add_argument("--text-encoder", default="roberta-base", help="tokenizer folder or cached model id")
+    parser.add_argument("--checkpoint", help="ReferFormer checkpoint (.pth): an official one or one of ours "
+                                             "(default: the bundled small model, which knows generated shapes only)")
+    parser.add_argument("--text-encoder", help="tokenizer folder, packaged name or cached model id (default: the "
+                                               "checkpoint's own, else roberta-base)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--model-short-side", type=int, default=360, help="frames are resized to this for the model")
+    parser.add_argument("--model-short-side", type=int, help="frames are resized to this for the model (default: the "
+                                                             "checkpoint's working size, else 360)")
     parser.add_argument("--projects-dir", default="~/.referformer/projects", help="where projects are kept")
     parser.add_argument("--media-dir", action="append", default=[], help="folder whose videos can be opened by path")
     parser.add_argument("--auth", help="USER:PASS required to use the studio")
@@ -71,6 +75,13 @@ def build_app(studio: Studio) -> gr.Blocks:
                         project_name = gr.Textbox(label="New project", placeholder="name", elem_id="project_name",
                                                   scale=3)
                         project_create = gr.Button("Create", elem_id="project_create", scale=1, min_width=80)
+                    samples = list_samples()
+                    if samples:
+                        with gr.Row():
+                            sample_select = gr.Dropdown(label="Or try a sample video", elem_id="sample_select",
+                                                        choices=[(s.title, s.name) for s in samples],
+                                                        value=samples[0].name, scale=3)
+                            sample_open = gr.Button("Open sample", elem_id="sample_open", scale=1, min_width=80)
                 with gr.Accordion("Add a video", open=True):
                     with gr.Row():
                         stride = gr.Number(label="Every n-th frame", value=1, precision=0, minimum=1,
@@ -236,6 +247,9 @@ def build_app(studio: Studio) -> gr.Blocks:
         # projects
         wire(project_create, lambda v, name: (studio.create_project(name), f"created project {name.strip()}"),
              [project_name], filmstrip_too=True, api_name="create_project")
+        if samples:
+            wire(sample_open, lambda v, name: studio.open_sample(name), [sample_select], filmstrip_too=True,
+                 api_name="open_sample")
         wire(project_select, lambda v, name: v if name == v.project else studio.open_project(name),
              [project_select], filmstrip_too=True, api_name="open_project", event="input")
         wire(video_select, lambda v, name: v if name == v.video else studio.select_video(v, name),
@@ -473,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     downloads = Path(os.environ["GRADIO_TEMP_DIR"]) / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     clear_old_downloads(downloads)
-    spec = ModelSpec(args.checkpoint, args.text_encoder, args.device, args.model_short_side)
+    spec = model_spec(args.checkpoint, args.text_encoder, args.device, args.model_short_side)
     studio = Studio(StudioConfig(projects_dir, downloads, spec, tuple(Path(d) for d in args.media_dir)))
     if args.host not in LOOPBACK and not args.auth:
         print(f"warning: serving on {args.host} without --auth: anyone who can reach this machine can read and "

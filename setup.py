@@ -93,6 +93,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["referformer_core", "referformer_core.*", "annotations", "annotations.*", "train", "train.*",
                                     "studio", "studio.*"]),
+    package_data={"referformer_core": ["weights/*.pth", "weights/*.md"], "studio": ["samples/*.mp4", "samples/*.json"]},
     install_requires=[
         "torch>=2.4",
         "torchvision",

@@ -23,6 +23,8 @@ from .referformer import ReferFormer
 
 IGNORED_KEYS = ("text_encoder.embeddings.position_ids",)
 CONFIG_KEY = "referformer_config"
+TEXT_WEIGHTS_KEY = "text_encoder_weights"
+"""Set when the checkpoint leaves out a frozen, unchanged text encoder: the name its weights load from."""
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -142,18 +144,33 @@ def load_checkpoint(path: str | Path, text_spec: dict[str, Any] | None = None) -
     """A ``ReferFormer`` in eval mode with the checkpoint's weights, loaded with strict key matching.
 
     ``text_spec`` (a ``transformers`` config as a dict) overrides the RoBERTa sizes inferred from the keys,
-    for checkpoints fine-tuned with another encoder; our own checkpoints store their full config.
+    for checkpoints fine-tuned with another encoder; our own checkpoints store their full config. A checkpoint
+    that stores ``text_encoder_weights`` instead of the text encoder's tensors gets them from that name (e.g.
+    the packaged ``all-minilm-l6-v2``), and they must fit the stored config exactly.
     """
     data = read_checkpoint(path)
     state = extract_state_dict(data, path)
     stored = data.get(CONFIG_KEY)
     config = ReferFormerConfig(**stored) if isinstance(stored, Mapping) else infer_config(state, text_spec)
+    external = data.get(TEXT_WEIGHTS_KEY)
+    if external:
+        from .text import load_pretrained_text_encoder
+
+        encoder = load_pretrained_text_encoder(str(external))
+        state.update({f"text_encoder.{k}": v for k, v in encoder.state_dict().items()
+                      if f"text_encoder.{k}" not in IGNORED_KEYS})
     with torch.device("meta"):
         model = ReferFormer(config)
     check_state_dict(model, state, path)
     model.load_state_dict(state, strict=True, assign=True)
     _rebuild_non_persistent_buffers(model)
     return model.eval()
+
+
+def checkpoint_text_encoder(path: str | Path) -> str | None:
+    """The text encoder a checkpoint names for its frozen weights (and tokenizer), or None."""
+    name = read_checkpoint(path).get(TEXT_WEIGHTS_KEY)
+    return str(name) if name else None
 
 
 def _rebuild_non_persistent_buffers(model: ReferFormer) -> None:
@@ -173,6 +190,15 @@ def _fresh_buffer(model: ReferFormer, module_name: str, name: str, meta: Tensor)
     raise CheckpointError(f"cannot rebuild buffer {module_name}.{name} of the model")
 
 
-def save_checkpoint(model: ReferFormer, path: str | Path, **extra: Any) -> None:
-    """Write ``{'model': state_dict, 'referformer_config': ..., **extra}`` (the official layout plus our config)."""
-    torch.save({"model": model.state_dict(), CONFIG_KEY: model.config.to_dict(), **extra}, path)
+def save_checkpoint(model: ReferFormer, path: str | Path, text_encoder_weights: str | None = None,
+                    **extra: Any) -> None:
+    """Write ``{'model': state_dict, 'referformer_config': ..., **extra}`` (the official layout plus our config).
+
+    With ``text_encoder_weights`` (the name of a frozen, unchanged text encoder), its tensors are left out and
+    the name is stored instead; :func:`load_checkpoint` loads them from there.
+    """
+    state = model.state_dict()
+    if text_encoder_weights:
+        state = {k: v for k, v in state.items() if not k.startswith("text_encoder.")}
+        extra[TEXT_WEIGHTS_KEY] = str(text_encoder_weights)
+    torch.save({"model": state, CONFIG_KEY: model.config.to_dict(), **extra}, path)

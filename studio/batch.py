@@ -41,16 +41,17 @@ class BatchError(ReferFormerError):
 
 @dataclass
 class AnnotateOptions:
-    """What ``referformer annotate`` takes; ``export`` is ``(format, folder)``, ``window`` 0/None = whole video."""
+    """What ``referformer annotate`` takes; ``export`` is ``(format, folder)``, ``window`` 0/None = whole video;
+    ``checkpoint``/``text_encoder``/``short_side`` None: the bundled model / the checkpoint's own choices."""
 
     videos: str
     expressions: str
     out: str
-    checkpoint: str
-    text_encoder: str = "roberta-base"
+    checkpoint: str | None = None
+    text_encoder: str | None = None
     device: str = "auto"
     autocast: str | None = None
-    short_side: int = 360
+    short_side: int | None = None
     stride: int = 1
     window: int | None = 36
     export: tuple[str, str] | None = None

@@ -1,10 +1,13 @@
 """The studio's model: one ``VideoPredictor`` per (checkpoint, text encoder, device), loaded on first use."""
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from referformer_core.bundled import BUNDLED_CHECKPOINT, DEFAULT_SHORT_SIDE, DEFAULT_TEXT_ENCODER, choose_model
+from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
 
 from .errors import StudioError
@@ -17,16 +20,31 @@ class ModelSpec:
     and frames per forward pass (a short first one, so the first masks show within seconds)."""
 
     checkpoint: str | None = None
-    text_encoder: str = "roberta-base"
+    text_encoder: str = DEFAULT_TEXT_ENCODER
     device: str = "cpu"
-    short_side: int = 360
+    short_side: int = DEFAULT_SHORT_SIDE
     window: int = 36
     first_window: int = 2
 
     def describe(self) -> str:
         if self.checkpoint is None:
             return "no model loaded (start the studio with --checkpoint FILE --text-encoder DIR)"
+        if Path(self.checkpoint) == BUNDLED_CHECKPOINT:
+            return (f"the bundled small model on {self.device} (it knows generated shapes, glyphs and blobs, not "
+                    f"real objects: start with --checkpoint for real videos)")
         return f"{Path(self.checkpoint).name} on {self.device}"
+
+
+def model_spec(checkpoint: str | None, text_encoder: str | None, device: str, short_side: int | None) -> ModelSpec:
+    """The studio's start-up model: the given checkpoint or else the bundled one, with the tokenizer and working size
+    the checkpoint names unless given. Without a usable checkpoint, no model (the reason is printed once)."""
+    try:
+        choice = choose_model(checkpoint, text_encoder, short_side)
+    except ReferFormerError as e:
+        print(f"warning: {e}", file=sys.stderr)
+        return ModelSpec(None, text_encoder or DEFAULT_TEXT_ENCODER, device, short_side or DEFAULT_SHORT_SIDE)
+    return ModelSpec(str(choice.checkpoint), choice.text_encoder, device, choice.short_side,
+                     window=choice.window or ModelSpec.window)
 
 
 class ModelCache:

@@ -25,6 +25,7 @@ from .errors import StudioError
 from .media import ImportOptions, import_media, resolve_media_path
 from .model import ModelCache, ModelSpec
 from .projects import ProjectLibrary, View
+from .samples import get_sample
 from .propagate import propagate as propagate_mask
 from .segment import SegmentProgress, load_state, segment_video
 
@@ -76,6 +77,25 @@ class Studio:
             raise StudioError("choose a project to open")
         view = self.library.load_view(name)
         return self._valid(view)
+
+    def open_sample(self, name: str) -> tuple[View, str]:
+        """A project holding the shipped sample ``name`` (see :mod:`studio.samples`) with its expressions as objects;
+        opened as left when it exists already. The first object is selected, ready to segment."""
+        sample = get_sample(name)
+        project_name = f"Sample {sample.name.rsplit('_', 1)[-1]}"
+        if project_name in self.library.names():
+            return self.open_project(project_name), f"opened {project_name}"
+        view = self.create_project(project_name)
+        view, _ = self.import_file(view, sample.file, ImportOptions())
+        by_object: dict[int, list[str]] = {}
+        for text, obj_id in sample.expressions:
+            by_object.setdefault(obj_id, []).append(validate_expression(text))
+        project = self.project(view)
+        created = [project.add_object(view.video, texts, category=_category(""), obj_id=obj_id)
+                   for obj_id, texts in by_object.items()]
+        view = self._remember(replace(view, obj_id=created[0].obj_id))
+        return view, (f"opened {project_name}: {len(created)} objects, {len(sample.expressions)} expressions; press "
+                      f"Segment all to run the bundled model")
 
     def resume(self, view: View) -> View:
         """A new tab: ``view`` if it has a project, else the most recently used project where it was left."""

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="model to build when starting from scratch")
     model.add_argument("--pretrained", default=None, help="start from this checkpoint (official or ours)")
     model.add_argument("--resume", default=None, help="continue this interrupted run exactly (our checkpoint.pth)")
+    model.add_argument("--no-imagenet-backbone", dest="imagenet_backbone", action="store_false",
+                       help="from scratch: random backbone instead of its offline ImageNet weights")
     model.add_argument("--text-encoder", default=d.text_encoder,
                        help="tokenizer folder or cached model id (its weights are used when starting from scratch)")
     opt = p.add_argument_group("optimisation")

@@ -18,7 +18,8 @@ class TrainConfig:
     Model: ``config`` names a ``ReferFormerConfig`` used when starting from scratch; ``pretrained`` (an
     official or our checkpoint) gives the starting weights and the model config; ``resume`` continues an
     interrupted run of ours exactly. ``text_encoder`` is the tokenizer (and, from scratch, the pretrained
-    text weights when the folder holds them).
+    text weights when the folder holds them); ``imagenet_backbone``: from scratch, start the backbone from the
+    ImageNet weights it ships offline (EfficientNet-Lite0), if any.
     Optimisation: AdamW with four parameter groups (rest ``lr``, backbone ``lr_backbone``, text encoder
     ``lr_text_encoder`` or frozen, deformable offsets/reference points ``lr * lr_linear_proj_mult``),
     ``MultiStepLR`` at the ``lr_drop`` epochs, gradient clipping at ``clip_max_norm``.
@@ -34,6 +35,7 @@ class TrainConfig:
     pretrained: str | None = None
     resume: str | None = None
     text_encoder: str = "roberta-base"
+    imagenet_backbone: bool = True
     epochs: int = 10
     max_steps: int | None = None
     batch_size: int = 1

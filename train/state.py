@@ -48,14 +48,16 @@ def restore_rng(states: dict[str, Any]) -> None:
 
 def save_training_checkpoint(path: Path, model: ReferFormer, optimizer: torch.optim.Optimizer,
                              scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
-                             config: TrainConfig, state: RunState, is_main: bool) -> None:
+                             config: TrainConfig, state: RunState, is_main: bool,
+                             text_encoder_weights: str | None = None) -> None:
     """Write the checkpoint from the main process (atomically: temp file, then rename). Every process must
-    call it: the RNG states of all processes are gathered."""
+    call it: the RNG states of all processes are gathered. ``text_encoder_weights``: see ``save_checkpoint``."""
     rng = gather_objects(capture_rng())
     if not is_main:
         return
     tmp = path.with_name(path.name + ".tmp")
-    save_checkpoint(model, tmp, optimizer=optimizer.state_dict(), lr_scheduler=scheduler.state_dict(),
+    save_checkpoint(model, tmp, text_encoder_weights, optimizer=optimizer.state_dict(),
+                    lr_scheduler=scheduler.state_dict(),
                     epoch=state.epoch, args=config.to_namespace(), next_step=state.next_step,
                     global_step=state.global_step, rng=rng, scaler=scaler.state_dict(),
                     start_score=state.start_score, best_score=state.best_score, best_epoch=state.best_epoch)

@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from referformer_core.checkpoint import load_checkpoint
+from referformer_core.checkpoint import checkpoint_text_encoder, load_checkpoint
 from referformer_core.config import get_config
 from referformer_core.errors import CheckpointError
 from referformer_core.referformer import ReferFormer
-from referformer_core.text import load_pretrained_text_encoder, load_tokenizer, text_spec_from_pretrained
+from referformer_core.text import (load_pretrained_text_encoder, load_tokenizer, resolve_text_encoder,
+                                  text_spec_from_pretrained)
 from train.config import TrainConfig
 from train.data import (SMALL_TRAINING_SET, ClipDataset, ConcatClipDatasets, EpochBatchSampler, TrainingDataError,
                         collate_clips, read_expressions, split_by_video)
@@ -80,20 +81,39 @@ class MetricsLog:
 
 
 def build_model(config: TrainConfig) -> ReferFormer:
-    """The starting model: ``resume`` or ``pretrained`` checkpoint, else ``config.config`` from scratch (with the
-    pretrained text encoder of ``text_encoder`` when that folder holds weights)."""
+    """The starting model: ``resume`` or ``pretrained`` checkpoint, else ``config.config`` from scratch, with the
+    pretrained text encoder of ``text_encoder`` when that folder (or packaged name) holds weights and the
+    backbone's ImageNet weights when it ships them offline (EfficientNet-Lite0)."""
     start = config.resume or config.pretrained
     if start:
         return load_checkpoint(start).train()
     model_config = get_config(config.config)
-    folder = Path(config.text_encoder)
-    has_weights = any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
+    has_weights = _has_text_weights(config.text_encoder)
     if has_weights:
-        model_config = model_config.replace(text_encoder=text_spec_from_pretrained(str(folder)))
+        model_config = model_config.replace(text_encoder=text_spec_from_pretrained(config.text_encoder))
     model = ReferFormer(model_config)
     if has_weights:
-        model.text_encoder = load_pretrained_text_encoder(str(folder))
+        model.text_encoder = load_pretrained_text_encoder(config.text_encoder)
+    backbone = model.backbone[0]
+    if config.imagenet_backbone and hasattr(backbone, "load_imagenet_weights"):
+        backbone.load_imagenet_weights()
     return model.train()
+
+
+def _has_text_weights(text_encoder: str) -> bool:
+    folder = Path(resolve_text_encoder(text_encoder))
+    return any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
+
+
+def external_text_weights(config: TrainConfig) -> str | None:
+    """The name under which checkpoints leave out the text encoder: set when it is frozen and its weights are
+    exactly those of ``text_encoder`` (a run from scratch from them, or from a checkpoint that did the same)."""
+    if not config.freeze_text_encoder:
+        return None
+    start = config.resume or config.pretrained
+    if start:
+        return checkpoint_text_encoder(start)
+    return config.text_encoder if _has_text_weights(config.text_encoder) else None
 
 
 def _check_vocabulary(tokenizer, model: ReferFormer, name: str) -> None:
@@ -186,8 +206,10 @@ def _fit(config: TrainConfig, ctx: DistributedContext, out: Path, log: MetricsLo
         return evaluate_held_out(model, tokenizer, val_root, val_records, config, ctx.device, ctx.rank,
                                  ctx.world_size)
 
+    text_weights = external_text_weights(config)
+
     def save(path: Path) -> None:
-        save_training_checkpoint(path, model, optimizer, scheduler, scaler, config, state, ctx.is_main)
+        save_training_checkpoint(path, model, optimizer, scheduler, scaler, config, state, ctx.is_main, text_weights)
 
     best_path = out / "checkpoint_best.pth"
     if state.start_score is None and val_records:

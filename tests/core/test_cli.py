@@ -34,10 +34,20 @@ def test_segment_writes_one_png_per_frame(recipe_model, tokenizer_dir, tmp_path,
     assert len(preview) == 3 and preview[0].shape == (40, 56, 3)
 
 
-def test_segment_without_a_checkpoint_says_so_in_one_line(capsys):
+def test_segment_without_a_checkpoint_uses_the_bundled_model(tmp_path, capsys):
+    code = main(["segment", str(tmp_path / "x.mp4"), "the dog"])  # the model loads; the missing video is the error
+    err = capsys.readouterr().err
+    assert code == 2 and "x.mp4" in err and err.count("\n") == 1
+
+
+def test_segment_without_a_checkpoint_or_bundled_model_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    from referformer_core import bundled
+
+    monkeypatch.setattr(bundled, "BUNDLED_CHECKPOINT", tmp_path / "gone.pth")
     code = main(["segment", "x.mp4", "the dog"])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: no --checkpoint given") and err.count("\n") == 1
+    assert code == 2 and err.startswith("error: the bundled model") and "--checkpoint" in err
+    assert err.count("\n") == 1
 
 
 def test_segment_reports_a_bad_checkpoint_in_one_line(tmp_path, tokenizer_dir, capsys):

@@ -60,11 +60,11 @@ class AppServer:
                 self.process.wait(timeout=10)
 
 
-def start_app(root: Path, checkpoint: Path, tokenizer: Path, video: Path, *extra_args: str,
+def start_app(root: Path, checkpoint: Path | None, tokenizer: Path | None, video: Path, *extra_args: str,
               model_short_side: int = 96, timeout: float = START_TIMEOUT_S) -> AppServer:
     """Start ``app.py`` on a free loopback port and wait until it answers HTTP 200.
 
-    ``video`` is copied into the server's ``--media-dir`` (``root/media``). Raises ``RuntimeError`` with the
+    ``checkpoint`` None: no model flags, so the studio runs its bundled model. ``video`` is copied into the server's ``--media-dir`` (``root/media``). Raises ``RuntimeError`` with the
     server's log when it exits or does not answer within ``timeout`` seconds.
     """
     root = Path(root)
@@ -75,9 +75,10 @@ def start_app(root: Path, checkpoint: Path, tokenizer: Path, video: Path, *extra
     port = free_port()
     env = dict(os.environ, GRADIO_TEMP_DIR=str(temp), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    command = [sys.executable, str(REPO / "app.py"), "--port", str(port), "--checkpoint", str(checkpoint),
-               "--text-encoder", str(tokenizer), "--model-short-side", str(model_short_side),
-               "--projects-dir", str(projects), "--media-dir", str(media), *extra_args]
+    model = [] if checkpoint is None else ["--checkpoint", str(checkpoint), "--text-encoder", str(tokenizer),
+                                           "--model-short-side", str(model_short_side)]
+    command = [sys.executable, str(REPO / "app.py"), "--port", str(port), *model, "--projects-dir", str(projects),
+               "--media-dir", str(media), *extra_args]
     log = root / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,

@@ -176,7 +176,8 @@ def test_bad_inputs_are_reported_and_skipped(inputs, checkpoint, tokenizer, tmp_
         assert [v.name for v in project.videos()] == ["video000", "video002"]
 
 
-def test_missing_checkpoint_or_tokenizer_fails_before_any_work(inputs, checkpoint, tokenizer, tmp_path, capsys):
+def test_missing_checkpoint_or_tokenizer_fails_before_any_work(inputs, checkpoint, tokenizer, tmp_path, capsys,
+                                                               monkeypatch):
     out = tmp_path / "project"
     for bad in (["--checkpoint", str(tmp_path / "missing.pth")], ["--text-encoder", str(tmp_path / "nothing")]):
         args = _args(inputs, checkpoint, tokenizer, out)
@@ -187,7 +188,11 @@ def test_missing_checkpoint_or_tokenizer_fails_before_any_work(inputs, checkpoin
         assert not out.exists()
     args = _args(inputs, checkpoint, tokenizer, out)
     del args[args.index("--checkpoint"):args.index("--checkpoint") + 2]
-    assert main(args) == 2 and "no --checkpoint given" in capsys.readouterr().err
+    from referformer_core import bundled
+
+    monkeypatch.setattr(bundled, "BUNDLED_CHECKPOINT", tmp_path / "gone.pth")  # no --checkpoint: the bundled one
+    assert main(args) == 2 and "the bundled model" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ def tiny_data(tmp_path_factory) -> Path:
 def tiny_config(tiny_data: Path, tokenizer_dir: Path, tmp_path: Path) -> TrainConfig:
     """The tiny model on ``tiny_data``, 3-frame clips at 64x96, no workers, no validation, no progress bar."""
     return TrainConfig(data=str(tiny_data), out=str(tmp_path / "run"), val_fraction=0.0, config="tiny",
-                       text_encoder=str(tokenizer_dir), epochs=1, batch_size=2, num_frames=3, augment=False,
+                       text_encoder=str(tokenizer_dir), imagenet_backbone=False, epochs=1, batch_size=2,
+                       num_frames=3, augment=False,
                        train_scales=(64,), max_size=96, crop_scales=(72, 80), crop_min_size=48, crop_max_size=64,
                        eval_short_side=64, lr_drop=(), num_workers=0, progress=False,
                        log_every_steps=1)

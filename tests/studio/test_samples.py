@@ -1,0 +1,46 @@
+"""The shipped sample videos: listed, opened as a project with their expressions, regenerable exactly."""
+import numpy as np
+import pytest
+
+from referformer_core.video import iter_frames
+from studio.errors import StudioError
+from studio.samples import get_sample, list_samples
+
+
+def test_three_samples_ship_with_their_expressions():
+    samples = list_samples()
+    assert [s.name for s in samples] == ["sample_1", "sample_2", "sample_3"]
+    for sample in samples:
+        assert sample.file.is_file() and sample.file.stat().st_size < 1_000_000
+        assert len(sample.expressions) >= 2 and all(text and obj >= 1 for text, obj in sample.expressions)
+
+
+def test_a_sample_mp4_is_its_generated_video():
+    world = pytest.importorskip("train.world")
+    sample = get_sample("sample_2")
+    frames, labels, expressions = world.render_video(world.video_spec(sample.split, sample.seed, sample.index,
+                                                                      sample.num_frames, sample.height, sample.width))
+    decoded = np.stack(list(iter_frames(sample.file)))
+    assert decoded.shape == frames.shape
+    assert np.abs(decoded.astype(int) - frames.astype(int)).mean() < 8  # H.264 at its default quality
+    assert [(e["exp"], int(e["obj_id"])) for e in expressions] == list(sample.expressions)
+    assert all((labels == obj).any() for _, obj in sample.expressions)
+
+
+def test_open_sample_makes_a_project_with_one_object_per_referred_object(studio):
+    sample = get_sample("sample_1")
+    view, note = studio.open_sample("sample_1")
+    assert view.project and view.video and "press Segment" in note
+    objects = studio.objects(view)
+    assert sorted(o.obj_id for o in objects) == sorted({obj for _, obj in sample.expressions})
+    texts = sorted(t for o in objects for t in o.expressions)
+    assert texts == sorted(text for text, _ in sample.expressions)
+    assert view.obj_id == objects[0].obj_id
+    again, note = studio.open_sample("sample_1")  # opened as left, not imported twice
+    assert again.project == view.project and note.startswith("opened") and len(studio.objects(again)) == len(objects)
+    assert sample.file.is_file()  # the shipped file is read, never moved or deleted
+
+
+def test_an_unknown_sample_is_one_readable_error(studio):
+    with pytest.raises(StudioError, match="no sample called 'nope' \\(known: sample_1, sample_2, sample_3\\)"):
+        studio.open_sample("nope")
