@@ -6,10 +6,12 @@ photographs, not real objects: real videos need an official checkpoint (see the 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .checkpoint import read_checkpoint
+from .checkpoint import TEXT_WEIGHTS_KEY, read_checkpoint
 from .errors import CheckpointError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -48,10 +50,20 @@ def choose_model(checkpoint: str | Path | None = None, text_encoder: str | None 
     """Fill what the caller left out: no checkpoint -> the bundled one; no text encoder -> the one the checkpoint
     names for its frozen weights, else ``roberta-base``; no size -> the checkpoint's working size, else 360; and
     the window the checkpoint asks for, if any."""
-    path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint()
-    data = read_checkpoint(path)
-    text_encoder = text_encoder or str(data.get("text_encoder_weights") or DEFAULT_TEXT_ENCODER)
+    path = checkpoint_path(checkpoint)
+    return model_choice(path, read_checkpoint(path), text_encoder, short_side, bundled=checkpoint is None)
+
+
+def checkpoint_path(checkpoint: str | Path | None) -> Path:
+    """``checkpoint`` as a path, or the bundled checkpoint's when it is None."""
+    return Path(checkpoint) if checkpoint is not None else bundled_checkpoint()
+
+
+def model_choice(path: Path, data: Mapping[str, Any], text_encoder: str | None, short_side: int | None,
+                 bundled: bool) -> ModelChoice:
+    """:func:`choose_model` on a checkpoint already read (``data``), so that loading it needs no second read."""
+    text_encoder = text_encoder or str(data.get(TEXT_WEIGHTS_KEY) or DEFAULT_TEXT_ENCODER)
     short_side = short_side or int(data.get(WORKING_SIZE_KEY) or DEFAULT_SHORT_SIDE)
     window = data.get(WINDOW_KEY)
-    return ModelChoice(path, text_encoder, int(short_side), bundled=checkpoint is None,
+    return ModelChoice(path, text_encoder, int(short_side), bundled=bundled,
                        window=int(window) if window else None)

@@ -148,7 +148,13 @@ def load_checkpoint(path: str | Path, text_spec: dict[str, Any] | None = None) -
     that stores ``text_encoder_weights`` instead of the text encoder's tensors gets them from that name (e.g.
     the packaged ``all-minilm-l6-v2``), and they must fit the stored config exactly.
     """
-    data = read_checkpoint(path)
+    return model_from_checkpoint_data(read_checkpoint(path), path, text_spec)
+
+
+def model_from_checkpoint_data(data: Mapping[str, Any], path: str | Path = "checkpoint",
+                               text_spec: dict[str, Any] | None = None) -> ReferFormer:
+    """:func:`load_checkpoint` on a checkpoint already read with :func:`read_checkpoint` (``path`` names it in
+    errors), for callers that also read its other entries."""
     state = extract_state_dict(data, path)
     stored = data.get(CONFIG_KEY)
     config = ReferFormerConfig(**stored) if isinstance(stored, Mapping) else infer_config(state, text_spec)

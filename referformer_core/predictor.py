@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from . import pipeline
-from .bundled import choose_model
-from .checkpoint import load_checkpoint
+from .bundled import checkpoint_path, model_choice
+from .checkpoint import model_from_checkpoint_data, read_checkpoint
 from .errors import ExpressionError, ReferFormerError
 from .pipeline import ObjectResult
 from .referformer import ReferFormer
@@ -103,11 +103,13 @@ class VideoPredictor:
         (a directory, a packaged name or a cached id; ``None``: the one the checkpoint names, else ``roberta-base``);
         ``short_side`` the working size (``None``: the checkpoint's, else 360); ``window``, when not passed, is the
         one the checkpoint asks for, else the default."""
-        choice = choose_model(checkpoint, text_encoder, short_side)
+        path = checkpoint_path(checkpoint)
+        data = read_checkpoint(path)  # read once: the choices and the weights come from the same dict
+        choice = model_choice(path, data, text_encoder, short_side, bundled=checkpoint is None)
         if "window" not in kwargs and choice.window:
             kwargs["window"] = choice.window
         tokenizer = load_tokenizer(choice.text_encoder)
-        return cls(load_checkpoint(choice.checkpoint), tokenizer, device=device, short_side=choice.short_side,
+        return cls(model_from_checkpoint_data(data, path), tokenizer, device=device, short_side=choice.short_side,
                    **kwargs)
 
     def init_state(self, video: str | Path | np.ndarray | Iterable, stride: int = 1) -> InferenceState:
