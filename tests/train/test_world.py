@@ -45,6 +45,10 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(world, tm
     assert other["meta_expressions.json"] != files(world)["meta_expressions.json"]
 
 
+def test_worker_processes_write_the_same_files(world, tmp_path):
+    assert files(generate_world(tmp_path / "workers", "train", num_videos=3, seed=3, workers=2, **SIZE)) == files(world)
+
+
 def test_one_video_regenerates_exactly_from_its_spec(world):
     spec = video_spec("train", 3, 1, **SIZE)
     frames, labels, expressions = render_video(spec)

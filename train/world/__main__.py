@@ -1,5 +1,5 @@
 """``python -m train.world OUT [--split train|heldout] [--videos N] [--frames T] [--height H] [--width W]
-[--seed S]``: write one split of the referring world (Ref-Youtube-VOS layout) to OUT."""
+[--seed S] [--workers N]``: write one split of the referring world (Ref-Youtube-VOS layout) to OUT."""
 from __future__ import annotations
 
 import argparse
@@ -32,11 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="render in N processes (same files)")
     args = parser.parse_args(argv)
-    cv2.setNumThreads(1)  # one core per generator: run splits in parallel processes for more
+    cv2.setNumThreads(1)  # one core per generator process: --workers for more
     start = time.perf_counter()
     out = generate_world(args.out, args.split, args.videos, args.frames, args.height, args.width, args.seed,
-                         progress=_progress)
+                         progress=_progress, workers=args.workers)
     seconds = time.perf_counter() - start
     counts = json.loads((out / "world.json").read_text())["counts"]
     print(f"wrote {counts['videos']} {args.split} videos ({counts['frames']} frames of {args.height}x{args.width}, "

@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -48,14 +49,38 @@ def write_video(out: Path, spec: VideoSpec, frames: np.ndarray, labels: np.ndarr
     return {"objects": objects}, {"expressions": expressions, "frames": names}
 
 
+def _write_one(job: tuple) -> tuple[VideoSpec, dict, dict]:
+    """Render and write video ``index`` of ``(out, split, seed, index, num_frames, height, width)``."""
+    out, split, seed, index, num_frames, height, width = job
+    spec = video_spec(split, seed, index, num_frames, height, width)
+    frames, labels, _ = render_video(spec)
+    return (spec, *write_video(out, spec, frames, labels))
+
+
+def _one_thread() -> None:
+    """Pool initializer: one OpenCV thread per worker process."""
+    import cv2
+    cv2.setNumThreads(1)
+
+
+def _written_videos(jobs: list[tuple], workers: int) -> Iterator[tuple[VideoSpec, dict, dict]]:
+    """``_write_one`` over ``jobs`` in order, in ``workers`` processes when more than one."""
+    if workers <= 1:
+        yield from map(_write_one, jobs)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_one_thread) as pool:
+        yield from pool.imap(_write_one, jobs, chunksize=4)
+
+
 def generate_world(out: str | Path, split: str = "train", num_videos: int = 400, num_frames: int = 12,
                    height: int = 240, width: int = 320, seed: int = 0,
-                   progress: Callable[[int, int], None] | None = None) -> Path:
+                   progress: Callable[[int, int], None] | None = None, workers: int = 1) -> Path:
     """Generate ``num_videos`` videos of ``split`` ("train" or "heldout") into ``out``; returns ``out``.
 
     Video ``i`` is named ``<split>_<i:04d>`` and depends only on ``(split, seed, i)`` and the sizes
     (:func:`~train.world.sampling.video_spec`), so the same arguments give byte-identical files.
-    ``progress(done, total)`` is called after each video.
+    ``progress(done, total)`` is called after each video. ``workers`` > 1 renders videos in that many
+    processes; the files are the same as with one.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,10 +89,9 @@ def generate_world(out: str | Path, split: str = "train", num_videos: int = 400,
     objects = 0
     attributes = {a: 0 for a in ATTRIBUTES}
     categories = {c: 0 for c in MIX_WEIGHTS}
-    for i in range(num_videos):
-        spec = video_spec(split, seed, i, num_frames, height, width)
-        frames, labels, _ = render_video(spec)
-        meta[spec.name], meta_expressions[spec.name] = write_video(out, spec, frames, labels)
+    jobs = [(out, split, seed, i, num_frames, height, width) for i in range(num_videos)]
+    for i, (spec, video_meta, video_expressions) in enumerate(_written_videos(jobs, workers)):
+        meta[spec.name], meta_expressions[spec.name] = video_meta, video_expressions
         objects += len(spec.objects)
         for e in spec.expressions:
             categories[primary_category(e.attributes)] += 1
