@@ -1,12 +1,22 @@
 """Model speed and memory on CPU: ResNet-50 ReferFormer at 360x640, against the same-run GEMM peak.
 
-    python benchmarks/bench_model.py [--json] [--long-frames 300] [--repeats 3]
+    python benchmarks/bench_model.py [--json] [--long-frames 300] [--repeats 3] [--skip-memory]
+                                     [--official DIR [--comparison-only]]
 
 Prints a table; with ``--json`` one last line of json holding ``t5_360x640_s``, ``t1_360x640_s``,
 ``gemm_peak_gflops``, ``t5_fraction_of_peak``, ``peak_rss_gb_300f``, ``peak_rss_gb_36f``, ``t5_3obj_over_1obj``.
 The model does 920 GFLOPs at T=5 (183 at T=1), as the official code; the fractions of the same-run GEMM peak say
-how well this machine is used. No ratio against the official code is printed: one is valid only when both ran on
-the same machine in the same run.
+how well this machine is used.
+
+``--official DIR`` (a checkout of wjn922/ReferFormer outside this project, imported at run time through
+``benchmarks/official_shims.py``, never copied) adds the comparison in the same run: T=5, one expression, in fresh
+processes alternating ours and the official (``--repeats`` each, median; each process warms up once and times one
+forward), both models holding the same weights (ours, copied into the official model) and the same input. The json
+then also holds ``t5_fresh_process_s`` (ours), ``official_t5_s``, ``speedup_vs_official`` (official / ours),
+``official_pred_masks_max_abs_diff`` (the agreement check) and the single runs (``t5_fresh_process_runs_s``,
+``official_t5_runs_s``). ``--comparison-only`` leaves out our in-process rows and the memory rows. Without
+``--official`` no ratio against the official code is printed: one is valid only when both ran on the same machine
+in the same run.
 """
 from __future__ import annotations
 
@@ -16,7 +26,9 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -96,48 +108,192 @@ def peak_rss_gb(num_frames: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def clip_input(t: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The comparison's fixed input: frames ``[T, 3, H, W]`` and one expression's token ids ``[1, 12]``."""
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randn(t, 3, H, W, generator=g)
+    ids = torch.randint(3, 1000, (1, 12), generator=g)
+    ids[:, 0], ids[:, -1] = 0, 2
+    return frames, ids
+
+
+def time_child(which: str, official_dir: str | None, threads: int, out_path: str) -> None:
+    """In a fresh process: build ``which`` (``ours``/``official``, the latter with our weights), warm up once on
+    the T=5 input, time one forward; save its ``pred_masks`` to ``out_path`` and print the seconds."""
+    torch.set_num_threads(threads)
+    model = build_model()
+    frames, ids = clip_input()
+    if which == "official":
+        from benchmarks.official_shims import build_official_model, copy_weights, run_official
+
+        official = build_official_model(official_dir, "resnet50", model.config.text_encoder)
+        copy_weights(model, official)
+        del model
+
+        def forward() -> dict:
+            return run_official(official, frames, ids)
+    else:
+        from benchmarks.official_shims import run_ours
+
+        def forward() -> dict:
+            return run_ours(model, frames, ids)
+
+    forward()
+    start = time.perf_counter()
+    out = forward()
+    elapsed = time.perf_counter() - start
+    torch.save({"pred_masks": out["pred_masks"].clone()}, out_path)
+    print(elapsed)
+
+
+def fresh_process_t5(which: str, official_dir: str | None, threads: int, out_path: Path) -> float:
+    """Seconds of one T=5 forward of ``which`` timed in a fresh process (see :func:`time_child`)."""
+    cmd = [sys.executable, __file__, "--time-child", which, "--threads", str(threads), "--child-out", str(out_path)]
+    if official_dir:
+        cmd += ["--official", official_dir]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"the {which} timing process failed:\n{out.stderr[-3000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class OfficialComparison:
+    """Same-run T=5 times (seconds, one per fresh process) and the agreement of the two models' mask logits."""
+
+    ours: list[float]
+    official: list[float]
+    pred_masks_max_abs_diff: float
+    pred_masks_max_abs: float
+
+    @property
+    def ours_t5(self) -> float:
+        return statistics.median(self.ours)
+
+    @property
+    def official_t5(self) -> float:
+        return statistics.median(self.official)
+
+    @property
+    def speedup(self) -> float:
+        return self.official_t5 / self.ours_t5
+
+    @property
+    def agrees(self) -> bool:
+        """Within the parity tolerance (``referformer_core.parity``): ``1e-4 + 1e-5 * max |official|``."""
+        return self.pred_masks_max_abs_diff <= 1e-4 + 1e-5 * self.pred_masks_max_abs
+
+
+def compare_with_official(official_dir: str, threads: int, repeats: int) -> OfficialComparison:
+    """``repeats`` pairs of fresh processes, ours then the official; masks compared on the first pair."""
+    ours, official = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            ours.append(fresh_process_t5("ours", None, threads, Path(tmp) / f"ours{i}.pt"))
+            official.append(fresh_process_t5("official", official_dir, threads, Path(tmp) / f"official{i}.pt"))
+        a = torch.load(Path(tmp) / "ours0.pt", weights_only=True)["pred_masks"]
+        b = torch.load(Path(tmp) / "official0.pt", weights_only=True)["pred_masks"]
+    return OfficialComparison(ours, official, (a - b).abs().max().item(), b.abs().max().item())
+
+
+def in_process_rows(repeats: int, peak: float, report: dict[str, float | list[float]],
+                    rows: list[tuple[str, str, str]]) -> None:
+    """Our T=1, T=5 and T=5 x 3 expressions times in this process, added to ``report`` and ``rows``."""
+    model = build_model()
+    t1 = time_forward(model, 1, 1, repeats)
+    t5 = time_forward(model, 5, 1, repeats)
+    t5_3 = time_forward(model, 5, 3, repeats)
+    frac1 = MODEL_GFLOP[1] / t1 / peak
+    frac5 = MODEL_GFLOP[5] / t5 / peak
+    report.update({"t1_360x640_s": t1, "t5_360x640_s": t5, "t5_fraction_of_peak": frac5,
+                   "t1_fraction_of_peak": frac1, "t5_3obj_over_1obj": t5_3 / t5})
+    rows += [
+        ("T=1 forward, 360x640", f"{t1:.2f} s", f"fraction of the GEMM peak {frac1:.2f}"),
+        ("T=5 forward, 360x640", f"{t5:.2f} s", f"fraction of the GEMM peak {frac5:.2f}"),
+        ("T=5, 3 expressions", f"{t5_3:.2f} s", f"{t5_3 / t5:.2f}x one expression"),
+    ]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long-frames", type=int, default=300)
+    parser.add_argument("--official", metavar="DIR",
+                        help="a checkout of the official ReferFormer code (outside this project) to compare with")
+    parser.add_argument("--skip-memory", action="store_true", help="no peak-RSS measurements (rows and keys)")
+    parser.add_argument("--comparison-only", action="store_true",
+                        help="with --official: only the GEMM peak and the fresh-process comparison")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--time-child", choices=["ours", "official"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.rss_child:
         peak_rss_child(args.rss_child)
-        return
+        return 0
+    if args.time_child:
+        time_child(args.time_child, args.official, args.threads, args.child_out)
+        return 0
+    if args.comparison_only and not args.official:
+        print("error: --comparison-only needs --official DIR", file=sys.stderr)
+        return 2
+    if args.official:
+        from benchmarks.official_shims import OfficialCodeError, check_official_dir
+
+        try:
+            args.official = str(check_official_dir(args.official))
+        except OfficialCodeError as e:
+            print(f"error: --official: {e}", file=sys.stderr)
+            return 2
 
     from referformer_core.msda import ms_deform_attn  # noqa: F401  (the kernel notice, if any, comes first)
 
     peak = gemm_peak_gflops(args.threads)
-    model = build_model()
-    t1 = time_forward(model, 1, 1, args.repeats)
-    t5 = time_forward(model, 5, 1, args.repeats)
-    t5_3 = time_forward(model, 5, 3, args.repeats)
-    rss36 = peak_rss_gb(36)
-    rss_long = peak_rss_gb(args.long_frames)
-    frac1 = MODEL_GFLOP[1] / t1 / peak
-    frac5 = MODEL_GFLOP[5] / t5 / peak
-    rows = [
-        ("GEMM peak, 4096^3 fp32", f"{peak:.1f} GFLOP/s", ""),
-        ("T=1 forward, 360x640", f"{t1:.2f} s", f"fraction of the GEMM peak {frac1:.2f}"),
-        ("T=5 forward, 360x640", f"{t5:.2f} s", f"fraction of the GEMM peak {frac5:.2f}"),
-        ("T=5, 3 expressions", f"{t5_3:.2f} s", f"{t5_3 / t5:.2f}x one expression"),
-        ("peak RSS, 36 frames", f"{rss36:.2f} GB", "predictor, window 36"),
-        (f"peak RSS, {args.long_frames} frames", f"{rss_long:.2f} GB", "predictor, window 36"),
-    ]
+    report: dict[str, float | list[float]] = {"gemm_peak_gflops": peak}
+    rows = [("GEMM peak, 4096^3 fp32", f"{peak:.1f} GFLOP/s", "")]
+    if not args.comparison_only:
+        in_process_rows(args.repeats, peak, report, rows)
+    if not (args.skip_memory or args.comparison_only):
+        rss36 = peak_rss_gb(36)
+        rss_long = peak_rss_gb(args.long_frames)
+        report.update({"peak_rss_gb_36f": rss36, f"peak_rss_gb_{args.long_frames}f": rss_long})
+        rows += [("peak RSS, 36 frames", f"{rss36:.2f} GB", "predictor, window 36"),
+                 (f"peak RSS, {args.long_frames} frames", f"{rss_long:.2f} GB", "predictor, window 36")]
+    if args.official:
+        cmp = compare_with_official(args.official, args.threads, args.repeats)
+        report.update({"t5_fresh_process_s": cmp.ours_t5, "official_t5_s": cmp.official_t5,
+                       "speedup_vs_official": cmp.speedup,
+                       "official_pred_masks_max_abs_diff": cmp.pred_masks_max_abs_diff,
+                       "t5_fresh_process_runs_s": cmp.ours, "official_t5_runs_s": cmp.official})
+        rows += [
+            ("T=5, fresh processes", f"{cmp.ours_t5:.2f} s",
+             f"ours, fraction of the GEMM peak {MODEL_GFLOP[5] / cmp.ours_t5 / peak:.2f}; runs "
+             + ", ".join(f"{t:.2f}" for t in cmp.ours)),
+            ("official T=5, fresh proc.", f"{cmp.official_t5:.2f} s",
+             f"fraction of the GEMM peak {MODEL_GFLOP[5] / cmp.official_t5 / peak:.2f}; runs "
+             + ", ".join(f"{t:.2f}" for t in cmp.official)),
+            ("speedup vs official", f"{cmp.speedup:.2f}x", "official / ours, same run, weights and input"),
+            ("pred_masks max |diff|", f"{cmp.pred_masks_max_abs_diff:.2e}",
+             f"ours vs official, max |official| {cmp.pred_masks_max_abs:.1f}, "
+             f"{'within' if cmp.agrees else 'OUTSIDE'} the parity tolerance"),
+        ]
+        if not cmp.agrees:
+            print("warning: the two models disagree; the comparison is not of the same computation", file=sys.stderr)
     print(f"ReferFormer ResNet-50, CPU, {args.threads} threads, median of {args.repeats}")
+    if args.official:
+        print(f"official code: {args.official} (fresh processes alternating ours / official)")
     print(f"{'measure':<28}{'value':>16}  note")
     for name, value, note in rows:
         print(f"{name:<28}{value:>16}  {note}")
     if args.json:
-        print(json.dumps({
-            "t1_360x640_s": t1, "t5_360x640_s": t5, "gemm_peak_gflops": peak, "t5_fraction_of_peak": frac5,
-            "t1_fraction_of_peak": frac1, "t5_3obj_over_1obj": t5_3 / t5, "peak_rss_gb_36f": rss36,
-            f"peak_rss_gb_{args.long_frames}f": rss_long,
-        }))
+        print(json.dumps(report))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
