@@ -73,7 +73,9 @@ class FinetuneOptions:
     ``lr`` is ten times below the official recipe (the model is trained already and the data is small), the
     backbone ten times below that, the text encoder frozen (a handful of expressions would only overfit it), no
     learning-rate drop. ``val_fraction`` of the videos (at least one) is held out for J&F. ``max_steps`` stops
-    early (then the held-out J&F is only measured at epoch ends reached). ``extra`` is appended to the
+    early (then the held-out J&F is only measured at epoch ends reached). ``working_size`` is the short side the
+    model segments at (the studio passes its model's): training clips and the held-out scoring use it, the long
+    side capped at 16:9 (``None``: the official multi-scale recipe). ``extra`` is appended to the
     ``python -m train`` command line for options not listed here (e.g. ``--train-scales 64 --max-size 96``).
     """
 
@@ -86,6 +88,7 @@ class FinetuneOptions:
     freeze_text_encoder: bool = True
     val_fraction: float = 0.2
     seed: int = 42
+    working_size: int | None = None
     extra: tuple[str, ...] = ()
 
 
@@ -379,6 +382,10 @@ def _launch(folder: Path, checkpoint: Path, text_encoder: str, device: str, opti
         command += ["--max-steps", str(options.max_steps)]
     if options.freeze_text_encoder:
         command.append("--freeze-text-encoder")
+    if options.working_size:
+        size = options.working_size
+        command += ["--train-scales", str(size), "--max-size", str(math.ceil(size * 16 / 9)),
+                    "--eval-short-side", str(size)]
     command += list(options.extra)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with (folder / "train.log").open("ab") as log:

@@ -27,6 +27,10 @@ class Screen:
     filmstrip: list[tuple[np.ndarray, str]] = field(default_factory=list)
 
 
+FIRST_STATUS = "create a project, open one, or try a sample video to start"
+"""The status line before a project is open."""
+
+
 @dataclass(frozen=True)
 class Display:
     """Display options of a tab: boxes and labels on the masks, the low-confidence threshold."""
@@ -40,7 +44,7 @@ def build_screen(studio: Studio, view: View, display: Display = Display(), with_
     """The screen for ``view``; the filmstrip only when asked (it is re-drawn when the video changes)."""
     projects = studio.library.names()
     if not view.project:
-        return Screen(view, projects, [], [], status="create a project or open one to start")
+        return Screen(view, projects, [], [], status=FIRST_STATUS)
     project = studio.project(view)
     videos = [v.name for v in project.videos()]
     objects = studio.objects(view)

@@ -312,6 +312,8 @@ class Studio:
         spec = self.model_spec(view)
         if spec.checkpoint is None:
             raise StudioError("no model to fine-tune: start the studio with --checkpoint FILE")
+        if options.working_size is None:
+            options = replace(options, working_size=spec.short_side)
         run_id = finetune.start_run(self.project(view), spec.checkpoint, spec.text_encoder, spec.device, options,
                                     locks_dir=self.config.projects_dir / LOCKS_FOLDER)
         return view, f"fine-tuning started (run {run_id})"

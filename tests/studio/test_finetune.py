@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -144,3 +145,39 @@ def test_the_reason_of_a_failed_run_is_the_real_error():
            '  File "x.py", line 1, in f\ntrain.data.TrainingDataError: /data: no clip shows its object; are the masks empty?\n')
     assert _last_error(log) == "/data: no clip shows its object; are the masks empty?"
     assert _last_error("step 1\nerror: checkpoint x.pth is truncated\n") == "checkpoint x.pth is truncated"
+
+
+def test_the_bundled_model_fine_tunes_at_its_working_size_from_the_studio(tmp_path):
+    """Studio on the bundled model (frozen packaged MiniLM, 192-pixel working size): a two-step run trains at that
+    size, and its checkpoint stays weights-plus-encoder-name and loads for segmenting."""
+    from referformer_core.bundled import BUNDLED_CHECKPOINT
+    from referformer_core.predictor import VideoPredictor
+    from studio.model import model_spec
+    from studio.session import Studio, StudioConfig, View
+
+    spec = model_spec(None, None, "cpu", None)
+    assert spec.checkpoint == str(BUNDLED_CHECKPOINT) and spec.short_side == 192
+    studio = Studio(StudioConfig(tmp_path / "projects", tmp_path / "downloads", spec))
+    try:
+        project = studio.library.create("shapes")
+        import_into(project, "ytvos", generate_dataset(tmp_path / "synthetic", num_videos=2, num_frames=2, seed=1))
+        review_all(project)
+        options = FinetuneOptions(epochs=1, max_steps=2, num_frames=2, extra=("--no-augment", "--num-workers", "0"))
+        view, message = studio.finetune_start(View(project="shapes"), options)
+        run_id = message.split("run ")[1].rstrip(")")
+        status = wait_until(project, run_id, lambda s: s.state != "running", timeout=300)
+        assert status.state == "finished", status.log_tail
+        command = status.log_tail.split("\n", 1)[0]
+        assert "--train-scales 192 --max-size 342 --eval-short-side 192" in command
+        assert "--freeze-text-encoder" in command and "all-minilm-l6-v2" in command
+        latest = project.folder / "runs" / run_id / "checkpoint.pth"
+        data = read_checkpoint(latest)
+        assert data["text_encoder_weights"] == "all-minilm-l6-v2"
+        assert not any(k.startswith("text_encoder.") for k in data["model"])
+        start = read_checkpoint(BUNDLED_CHECKPOINT)["model"]
+        assert any(not torch.equal(start[k], data["model"][k]) for k in start if k.startswith("transformer."))
+        predictor = VideoPredictor.from_checkpoint(str(latest))
+        masks = predictor.predict(np.zeros((2, 64, 96, 3), np.uint8), "the red circle")
+        assert masks.shape == (2, 64, 96)
+    finally:
+        studio.close()

@@ -44,3 +44,11 @@ def test_open_sample_makes_a_project_with_one_object_per_referred_object(studio)
 def test_an_unknown_sample_is_one_readable_error(studio):
     with pytest.raises(StudioError, match="no sample called 'nope' \\(known: sample_1, sample_2, sample_3\\)"):
         studio.open_sample("nope")
+
+
+def test_first_screen_points_at_the_samples(studio):
+    from studio.screen import build_screen
+    from studio.session import View
+
+    screen = build_screen(studio, View())
+    assert "sample" in screen.status and screen.projects == studio.library.names()
