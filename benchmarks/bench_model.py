@@ -4,7 +4,9 @@
                                      [--official DIR [--comparison-only]]
 
 Prints a table; with ``--json`` one last line of json holding ``t5_360x640_s``, ``t1_360x640_s``,
-``gemm_peak_gflops``, ``t5_fraction_of_peak``, ``peak_rss_gb_300f``, ``peak_rss_gb_36f``, ``t5_3obj_over_1obj``.
+``gemm_peak_gflops``, ``t5_fraction_of_peak``, ``peak_rss_gb_300f`` (window from the default memory budget),
+``peak_rss_gb_36f`` (one 36-frame window), ``t5_3obj_over_1obj``, ``t5_bf16_s`` (bf16 autocast; emulated, so slower,
+on CPUs without native bf16) and ``bf16_mask_agreement`` (fraction of T=5 mask pixels where bf16 agrees with fp32).
 The model does 920 GFLOPs at T=5 (183 at T=1), as the official code; the fractions of the same-run GEMM peak say
 how well this machine is used.
 
@@ -35,6 +37,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from referformer_core.memory import DEFAULT_MAX_MEMORY  # noqa: E402
+from referformer_core.precision import mask_agreement, native_bf16_cpu  # noqa: E402
+
 MODEL_GFLOP = {1: 183.0, 5: 920.0}
 H, W = 360, 640
 
@@ -59,7 +64,9 @@ def build_model():
     return ReferFormer(get_config("resnet50")).eval()
 
 
-def time_forward(model, t: int, num_expressions: int, repeats: int) -> float:
+def time_forward(model, t: int, num_expressions: int, repeats: int, autocast: torch.dtype | None = None) -> float:
+    """Median seconds of one forward over ``[1, t, 3, H, W]`` frames and ``num_expressions`` expressions (``autocast``:
+    a CPU autocast dtype, e.g. bf16)."""
     frames = torch.randn(1, t, 3, H, W)
     ids = torch.randint(3, 1000, (num_expressions, 12))
     ids[:, 0], ids[:, -1] = 0, 2
@@ -67,7 +74,7 @@ def time_forward(model, t: int, num_expressions: int, repeats: int) -> float:
 
     def once() -> float:
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", autocast or torch.bfloat16, enabled=autocast is not None):
             model.decode_each(model.encode_frames(frames), model.encode_text(ids, torch.ones_like(ids)), sizes)
         return time.perf_counter() - start
 
@@ -75,8 +82,9 @@ def time_forward(model, t: int, num_expressions: int, repeats: int) -> float:
     return statistics.median(once() for _ in range(repeats))
 
 
-def peak_rss_child(num_frames: int) -> None:
-    """Segment a generated ``num_frames`` video at 360x640 with the predictor; print peak RSS in GB."""
+def peak_rss_child(num_frames: int, window: str) -> None:
+    """Segment a generated ``num_frames`` video at 360x640 with the predictor, ``window`` frames per pass (``auto``:
+    the default memory budget's choice); print peak RSS in GB."""
     import numpy as np
 
     from referformer_core.predictor import VideoPredictor
@@ -94,7 +102,8 @@ def peak_rss_child(num_frames: int) -> None:
         for i in range(num_frames):
             yield np.roll(base, i, axis=1)
 
-    predictor = VideoPredictor(build_model(), Tokenizer(), short_side=H, window=36)
+    predictor = VideoPredictor(build_model(), Tokenizer(), short_side=H,
+                               window="auto" if window == "auto" else int(window))
     state = predictor.init_state(frames())
     predictor.add_expression(state, 1, "the object")
     for _ in predictor.propagate_in_video(state):
@@ -102,8 +111,8 @@ def peak_rss_child(num_frames: int) -> None:
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2)
 
 
-def peak_rss_gb(num_frames: int) -> float:
-    out = subprocess.run([sys.executable, __file__, "--rss-child", str(num_frames)], check=True,
+def peak_rss_gb(num_frames: int, window: str) -> float:
+    out = subprocess.run([sys.executable, __file__, "--rss-child", str(num_frames), "--rss-window", window], check=True,
                          capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -212,6 +221,24 @@ def in_process_rows(repeats: int, peak: float, report: dict[str, float | list[fl
         ("T=5 forward, 360x640", f"{t5:.2f} s", f"fraction of the GEMM peak {frac5:.2f}"),
         ("T=5, 3 expressions", f"{t5_3:.2f} s", f"{t5_3 / t5:.2f}x one expression"),
     ]
+    t5_bf16 = time_forward(model, 5, 1, repeats, torch.bfloat16)
+    agreement = bf16_mask_agreement(model)
+    native = "native bf16" if native_bf16_cpu() else "no native bf16 here: emulated, slower"
+    report.update({"t5_bf16_s": t5_bf16, "bf16_mask_agreement": agreement})
+    rows += [("T=5 forward, bf16 autocast", f"{t5_bf16:.2f} s", f"{t5 / t5_bf16:.2f}x fp32 ({native})"),
+             ("bf16 vs fp32 binary masks", f"{agreement:.4f}", "fraction of equal pixels, T=5")]
+
+
+def bf16_mask_agreement(model) -> float:
+    """Fraction of the T=5 clip's mask pixels (logit > 0) on which bf16 autocast agrees with fp32."""
+    frames, ids = clip_input()
+    masks = []
+    for dtype in (None, torch.bfloat16):
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=dtype is not None):
+            out = model.decode_each(model.encode_frames(frames[None]), model.encode_text(ids, torch.ones_like(ids)),
+                                    torch.tensor([[H, W]]))[0]
+        masks.append(out["pred_masks"].float() > 0)
+    return mask_agreement(masks[0], masks[1])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -226,6 +253,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--comparison-only", action="store_true",
                         help="with --official: only the GEMM peak and the fresh-process comparison")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rss-window", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--time-child", choices=["ours", "official"], help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -234,7 +262,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rss_child:
-        peak_rss_child(args.rss_child)
+        peak_rss_child(args.rss_child, args.rss_window)
         return 0
     if args.time_child:
         time_child(args.time_child, args.official, args.threads, args.child_out)
@@ -259,11 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.comparison_only:
         in_process_rows(args.repeats, peak, report, rows)
     if not (args.skip_memory or args.comparison_only):
-        rss36 = peak_rss_gb(36)
-        rss_long = peak_rss_gb(args.long_frames)
+        rss36 = peak_rss_gb(36, "36")
+        rss_long = peak_rss_gb(args.long_frames, "auto")
         report.update({"peak_rss_gb_36f": rss36, f"peak_rss_gb_{args.long_frames}f": rss_long})
         rows += [("peak RSS, 36 frames", f"{rss36:.2f} GB", "predictor, window 36"),
-                 (f"peak RSS, {args.long_frames} frames", f"{rss_long:.2f} GB", "predictor, window 36")]
+                 (f"peak RSS, {args.long_frames} frames", f"{rss_long:.2f} GB",
+                  f"predictor, window from the default {DEFAULT_MAX_MEMORY:g} GB budget")]
     if args.official:
         cmp = compare_with_official(args.official, args.threads, args.repeats)
         report.update({"t5_fresh_process_s": cmp.ours_t5, "official_t5_s": cmp.official_t5,

@@ -1,11 +1,18 @@
-"""How much frame windowing changes the masks, against one pass over the whole video.
+"""How much frame windowing changes the masks, against one pass over the whole video; the window the default
+memory budget chooses, and the peak RSS of segmenting a long video under it.
 
     python benchmarks/bench_window.py [--frames 72] [--windows 5,12,36] [--json]
 
 The cross-modal FPN attends over all frames of a pass and the query is chosen per pass, so cutting a long
 video into windows changes the result. This segments a generated video (a textured square moving across a
-textured background) with the ResNet-50 model on the parity recipe weights, once in one pass and once per
-window size, and prints the mean IoU and the fraction of differing pixels against the one-pass masks.
+textured background) with the ResNet-50 model on the parity recipe weights, once in one pass, once per
+window size and once with the window the default budget (``--max-memory`` 4 GB) chooses, and prints the mean IoU
+and the fraction of differing pixels against the one-pass masks.
+
+Then it segments 300 generated frames at 360 x 640 under the default budget in a fresh process and reports that
+process's peak RSS (``peak_rss_gb_300f``). ResNet-50 runs about 0.3 frames/s at 360p on 2 CPU cores (17 minutes for
+300 frames), so that run uses the bundled small model (its working size, 192 short side); the window the budget
+would give ResNet-50 at 360p is printed from the estimate alone.
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +28,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from referformer_core import memory, pipeline  # noqa: E402
 from referformer_core.config import get_config  # noqa: E402
 from referformer_core.parity import apply_recipe  # noqa: E402
 from referformer_core.predictor import VideoPredictor  # noqa: E402
 from referformer_core.referformer import ReferFormer  # noqa: E402
+
+LONG_FRAMES = 300
+LONG_SIZE = (360, 640)
 
 
 class FixedTokenizer:
@@ -34,15 +46,35 @@ class FixedTokenizer:
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
-def generated_video(num_frames: int, h: int = 180, w: int = 320) -> np.ndarray:
+def generated_frames(num_frames: int, h: int = 180, w: int = 320) -> Iterator[np.ndarray]:
+    """``[h, w, 3]`` uint8 frames, one at a time: a textured square crossing a textured background."""
     rng = np.random.default_rng(0)
     background = rng.integers(0, 120, (h, w, 3), dtype=np.uint8)
     square = rng.integers(150, 255, (h // 3, h // 3, 3), dtype=np.uint8)
-    frames = np.repeat(background[None], num_frames, axis=0)
     for t in range(num_frames):
+        frame = background.copy()
         x = int((w - square.shape[1]) * t / max(1, num_frames - 1))
-        frames[t, h // 3: h // 3 + square.shape[0], x: x + square.shape[1]] = square
-    return frames
+        frame[h // 3: h // 3 + square.shape[0], x: x + square.shape[1]] = square
+        yield frame
+
+
+def generated_video(num_frames: int, h: int = 180, w: int = 320) -> np.ndarray:
+    """``[T, h, w, 3]`` uint8: :func:`generated_frames` stacked."""
+    return np.stack(list(generated_frames(num_frames, h, w)))
+
+
+def segment_long_video() -> tuple[int | None, float]:
+    """Child process: the bundled model under the default budget over ``LONG_FRAMES`` generated frames at
+    ``LONG_SIZE``, streamed in and masks consumed as they come; the window it chose and the seconds it took."""
+    torch.set_num_threads(2)
+    predictor = VideoPredictor.from_checkpoint()
+    start = time.perf_counter()
+    state = predictor.init_state(generated_frames(LONG_FRAMES, *LONG_SIZE))
+    predictor.add_expression(state, 1, "the bright square")
+    window = predictor.window_for(state)
+    for _frame, _ids, masks in predictor.propagate_in_video(state):
+        assert masks.shape == (1, *LONG_SIZE)
+    return window, time.perf_counter() - start
 
 
 def main() -> None:
@@ -57,27 +89,47 @@ def main() -> None:
     apply_recipe(model)
     video = generated_video(args.frames)
 
-    def segment(window: int | None) -> tuple[np.ndarray, float]:
+    def segment(window: int | str | None) -> tuple[np.ndarray, float]:
         predictor = VideoPredictor(model, FixedTokenizer(), short_side=180, window=window)
         start = time.perf_counter()
         masks = predictor.predict(video, "the bright square")
         return masks, time.perf_counter() - start
 
+    budget = VideoPredictor(model, FixedTokenizer(), short_side=180)
+    budget_state = budget.init_state(video)
+    budget.add_expression(budget_state, 1, "the bright square")
+    budget_window = budget.window_for(budget_state)
     reference, ref_time = segment(None)
-    rows = [("one pass", ref_time, 1.0, 0.0)]
-    for window in (int(w) for w in args.windows.split(",")):
+    rows = [("one pass", "one_pass", ref_time, 1.0, 0.0)]
+    runs = [(f"window {w}", f"window_{w}", int(w)) for w in args.windows.split(",")]
+    for name, key, window in [*runs, (f"budget ({budget_window})", "default_budget", "auto")]:
         masks, seconds = segment(window)
         inter = (masks & reference).sum((1, 2))
         union = (masks | reference).sum((1, 2))
         iou = float(np.where(union > 0, inter / np.maximum(union, 1), 1.0).mean())
-        rows.append((f"window {window}", seconds, iou, float((masks != reference).mean())))
-    print(f"windowing vs one pass: {args.frames} generated frames at 180x320, ResNet-50 on recipe weights")
-    print(f"{'run':<12}{'seconds':>10}{'mean IoU':>11}{'pixels differing':>18}")
-    for name, seconds, iou, diff in rows:
-        print(f"{name:<12}{seconds:>10.1f}{iou:>11.3f}{diff:>18.4f}")
+        rows.append((name, key, seconds, iou, float((masks != reference).mean())))
+    print(f"windowing vs one pass: {args.frames} generated frames at 180x320, ResNet-50 on recipe weights; "
+          f"budget: the window the default {memory.DEFAULT_MAX_MEMORY:g} GB budget chose")
+    print(f"{'run':<14}{'seconds':>10}{'mean IoU':>11}{'pixels differing':>18}")
+    for name, _key, seconds, iou, diff in rows:
+        print(f"{name:<14}{seconds:>10.1f}{iou:>11.3f}{diff:>18.4f}")
+
+    r50_window = memory.budget_window(model, LONG_SIZE, LONG_FRAMES, 1, memory.DEFAULT_MAX_MEMORY, pipeline.WINDOW)
+    peak, (long_window, long_seconds) = memory.measure_peak_rss(segment_long_video)
+    long_rows = [("ResNet-50 (estimate only)", r50_window, None, None),
+                 ("bundled small (measured)", long_window, long_seconds, peak / memory.GIB)]
+    print(f"\n{LONG_FRAMES} generated frames at {LONG_SIZE[0]}x{LONG_SIZE[1]} under the default "
+          f"{memory.DEFAULT_MAX_MEMORY:g} GB budget (peak RSS of a fresh process)")
+    print(f"{'model':<27}{'window':>8}{'seconds':>10}{'peak RSS GB':>13}")
+    for name, window, seconds, gb in long_rows:
+        print(f"{name:<27}{window:>8}{'-' if seconds is None else f'{seconds:.1f}':>10}"
+              f"{'-' if gb is None else f'{gb:.2f}':>13}")
     if args.json:
-        print(json.dumps({name.replace(" ", "_"): {"seconds": s, "mean_iou": i, "pixels_differing": d}
-                          for name, s, i, d in rows}))
+        out: dict = {key: {"seconds": s, "mean_iou": i, "pixels_differing": d} for _name, key, s, i, d in rows}
+        out.update(max_memory_gb=memory.DEFAULT_MAX_MEMORY, window_default_budget=budget_window,
+                   window_default_budget_r50_360p_300f=r50_window, window_300f=long_window,
+                   seconds_300f=long_seconds, peak_rss_gb_300f=peak / memory.GIB, model_300f="bundled small")
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -31,9 +31,13 @@ void check_inputs(const at::Tensor& value, const at::Tensor& spatial_shapes,
   TORCH_CHECK(spatial_shapes.scalar_type() == at::kLong &&
                   level_start_index.scalar_type() == at::kLong,
               "msda: spatial_shapes and level_start_index must be int64");
-  TORCH_CHECK(sampling_locations.scalar_type() == value.scalar_type() &&
-                  attention_weights.scalar_type() == value.scalar_type(),
-              "msda: value, sampling_locations and attention_weights must share one dtype");
+  const at::ScalarType weight_type = attention_weights.scalar_type();
+  TORCH_CHECK(sampling_locations.scalar_type() == weight_type &&
+                  (weight_type == value.scalar_type() ||
+                   (value.scalar_type() == at::kBFloat16 && weight_type == at::kFloat)),
+              "msda: sampling_locations and attention_weights must share value's dtype, or be "
+              "float32 with a bfloat16 value; got ",
+              value.scalar_type(), ", ", sampling_locations.scalar_type(), ", ", weight_type);
   for (const at::Tensor* t : {&spatial_shapes, &level_start_index, &sampling_locations,
                               &attention_weights}) {
     TORCH_CHECK(t->device() == value.device(), "msda: all tensors must be on value's device ",
@@ -62,11 +66,22 @@ void check_inputs(const at::Tensor& value, const at::Tensor& spatial_shapes,
 
 namespace {
 
+#ifdef WITH_CUDA
+// The CUDA kernel takes value, sampling_locations and attention_weights of one dtype only
+// (check_inputs also admits float32 locations and weights with a bfloat16 value).
+void check_one_dtype_for_cuda(const at::Tensor& value, const at::Tensor& attention_weights) {
+  TORCH_CHECK(attention_weights.scalar_type() == value.scalar_type(),
+              "msda: the CUDA kernel needs value, sampling_locations and attention_weights of one "
+              "dtype; got ", value.scalar_type(), " and ", attention_weights.scalar_type());
+}
+#endif
+
 at::Tensor forward(const at::Tensor& value, const at::Tensor& spatial_shapes,
                    const at::Tensor& level_start_index, const at::Tensor& sampling_locations,
                    const at::Tensor& attention_weights) {
   if (value.is_cuda()) {
 #ifdef WITH_CUDA
+    check_one_dtype_for_cuda(value, attention_weights);
     return forward_cuda(value, spatial_shapes, level_start_index, sampling_locations,
                         attention_weights);
 #else
@@ -84,6 +99,7 @@ std::vector<at::Tensor> backward(const at::Tensor& value, const at::Tensor& spat
                                  const at::Tensor& grad_output) {
   if (value.is_cuda()) {
 #ifdef WITH_CUDA
+    check_one_dtype_for_cuda(value, attention_weights);
     return backward_cuda(value, spatial_shapes, level_start_index, sampling_locations,
                          attention_weights, grad_output);
 #else
@@ -102,6 +118,9 @@ bool has_cuda() {
 #endif
 }
 
+// Names of the value dtypes the CPU kernel takes (torch.<name>); see msda_cpu.cpp.
+std::vector<std::string> cpu_dtypes() { return {"float32", "float64", "bfloat16"}; }
+
 }  // namespace
 }  // namespace msda
 
@@ -114,4 +133,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "MSDA backward -> [grad_value, grad_sampling_locations, grad_attention_weights]",
         py::call_guard<py::gil_scoped_release>());
   m.def("has_cuda", &msda::has_cuda, "Whether the CUDA kernels were compiled in");
+  m.def("cpu_dtypes", &msda::cpu_dtypes,
+        "Value dtypes of the CPU kernel (bfloat16 also with float32 locations and weights)");
 }

@@ -8,6 +8,8 @@
 //
 // Shapes: value [N, S, H, C], spatial_shapes [L, 2] (h, w) int64, level_start_index [L] int64,
 // sampling_locations [N, Lq, H, L, P, 2], attention_weights [N, Lq, H, L, P]; output [N, Lq, H*C].
+// sampling_locations and attention_weights share value's dtype, or are float32 with a bfloat16
+// value (CPU kernel only); the output and grad_output have attention_weights' dtype.
 // All tensors must be contiguous and on the same device; the Python wrapper validates them.
 #pragma once
 

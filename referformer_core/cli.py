@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ReferFormerError
+from .memory import DEFAULT_MAX_MEMORY
+from .precision import PRECISIONS
 
 EXPORT_FORMATS = ("ytvos", "ytvis", "coco")
 
@@ -48,8 +50,10 @@ def segment(args: argparse.Namespace) -> int:
     from .predictor import VideoPredictor
 
     window = {} if args.window is None else {"window": args.window or None}
+    budget = {} if args.max_memory is None else {"max_memory": args.max_memory or None}
     predictor = VideoPredictor.from_checkpoint(args.checkpoint, text_encoder=args.text_encoder, device=args.device,
-                                               short_side=args.short_side, autocast=args.autocast, **window)
+                                               short_side=args.short_side, precision=args.precision, **window,
+                                               **budget)
     state = predictor.init_state(args.video, stride=args.stride)
     predictor.add_expression(state, 1, args.expression)
 
@@ -76,12 +80,21 @@ def annotate(args: argparse.Namespace) -> int:
                                f"choose one of {', '.join(EXPORT_FORMATS)}")
     summary = run_batch(AnnotateOptions(
         videos=args.videos, expressions=args.expressions, out=args.out, checkpoint=args.checkpoint,
-        text_encoder=args.text_encoder, device=args.device, autocast=args.autocast, short_side=args.short_side,
-        stride=args.stride, window=36 if args.window is None else args.window or None, export=tuple(args.export) if args.export else None,
+        text_encoder=args.text_encoder, device=args.device, precision=args.precision, short_side=args.short_side,
+        max_memory=DEFAULT_MAX_MEMORY if args.max_memory is None else args.max_memory or None,
+        stride=args.stride, window="auto" if args.window is None else args.window or None,
+        export=tuple(args.export) if args.export else None,
         progress=not args.no_progress))
     if summary is not None:
         print("\n".join(summary.lines()))
     return 0
+
+
+def _gigabytes(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of GB >= 0, got {text}")
+    return value
 
 
 def _model_arguments(parser: argparse.ArgumentParser, device: str) -> None:
@@ -90,12 +103,18 @@ def _model_arguments(parser: argparse.ArgumentParser, device: str) -> None:
     parser.add_argument("--text-encoder", help="tokenizer directory, packaged name or cached model id (default: the "
                                                "one the checkpoint names, else roberta-base)")
     parser.add_argument("--device", default=device)
-    parser.add_argument("--autocast", choices=["bf16", "fp16"], help="reduced precision (fp16 on CUDA only)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="fp32, bf16 or fp16 (CUDA only); default: bf16 on a CPU with native bf16 for backbones "
+                             "whose bf16 masks were checked against fp32, else fp32")
     parser.add_argument("--short-side", type=int, help="frames are resized to this shorter side (default: the "
                                                        "checkpoint's working size, else 360)")
     parser.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
-    parser.add_argument("--window", type=int, help="frames per forward pass (0: whole video; default: the "
-                                                   "checkpoint's, else 36)")
+    parser.add_argument("--window", type=int, help="frames per forward pass (0: whole video; default: on the CPU "
+                                                   "the longest that fits the memory budget, at most the "
+                                                   "checkpoint's window, else 36)")
+    parser.add_argument("--max-memory", type=_gigabytes, metavar="GB",
+                        help="peak memory (RSS, GiB) the window is chosen to fit when --window is not given "
+                             "(default 4; 0: no budget)")
 
 
 def build_parser() -> argparse.ArgumentParser:

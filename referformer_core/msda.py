@@ -2,9 +2,10 @@
 
 ``ms_deform_attn`` is what the model calls. It runs the compiled kernel
 (``referformer_core._C``, built from ``csrc/`` by ``setup.py``: C++/OpenMP on CPU for
-float32/float64, CUDA for float32/float64/float16/bfloat16) when one is available for the
-tensors' device and dtype, and otherwise ``ms_deform_attn_pytorch``, the ``grid_sample`` path
-that is the reference definition of the operation.
+float32/float64/bfloat16, CUDA for float32/float64/float16/bfloat16; reduced precision inputs
+are accumulated in float32) when one is available for the tensors' device and dtype, and
+otherwise ``ms_deform_attn_pytorch``, the ``grid_sample`` path that is the reference definition
+of the operation.
 
 The implementation can be forced per call (``impl="pytorch" | "kernel" | "auto"``) or for the
 whole process with the environment variable ``REFERFORMER_MSDA`` (same values; read at each
@@ -26,10 +27,9 @@ from torch.autograd.function import once_differentiable
 MSDA_IMPL_ENV = "REFERFORMER_MSDA"
 Impl = Literal["auto", "kernel", "pytorch"]
 _IMPLS = ("auto", "kernel", "pytorch")
-_KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64),
-    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
-}
+_CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+# CPU dtypes of a build that predates ``_C.cpu_dtypes()`` (no bfloat16).
+_CPU_DTYPES_OF_OLD_BUILDS = ("float32", "float64")
 
 _log = logging.getLogger(__name__)
 _notices_given: set[str] = set()
@@ -85,9 +85,21 @@ def kernel_supports(device: torch.device | str, dtype: torch.dtype) -> bool:
     """Whether the compiled kernel is importable and handles tensors of this device and dtype."""
     ext, _ = _extension()
     device = torch.device(device)
-    if ext is None or dtype not in _KERNEL_DTYPES.get(device.type, ()):
+    if ext is None:
         return False
-    return device.type == "cpu" or bool(ext.has_cuda())
+    if device.type == "cpu":
+        names = ext.cpu_dtypes() if hasattr(ext, "cpu_dtypes") else _CPU_DTYPES_OF_OLD_BUILDS
+        return dtype in {getattr(torch, name) for name in names}
+    return device.type == "cuda" and dtype in _CUDA_DTYPES and bool(ext.has_cuda())
+
+
+def _autocast_kernel_dtypes(value: Tensor) -> tuple[torch.dtype, torch.dtype]:
+    """``(value dtype, locations/weights dtype)`` for the kernel under autocast: float32 sums, as on the
+    reference path; a bfloat16 ``value`` (the autocast value projection's) is read as is where the kernel takes
+    it next to float32 locations and weights (CPU), sparing its float32 copy."""
+    if value.device.type == "cpu" and value.dtype == torch.bfloat16 and kernel_supports("cpu", torch.bfloat16):
+        return torch.bfloat16, torch.float32
+    return torch.float32, torch.float32
 
 
 def _why_no_kernel(device: torch.device, dtype: torch.dtype) -> str:
@@ -231,7 +243,9 @@ def ms_deform_attn(
 
     Under autocast for value's device, the inputs may have different floating dtypes and the
     result is float32, as on the reference path (``grid_sample`` autocasts to float32): the
-    kernel then runs in float32.
+    kernel then sums in float32, reading a bfloat16 ``value`` as is on CPU. Outside autocast a
+    bfloat16 input (CPU or CUDA) or float16 input (CUDA) gives a result of that dtype, summed in
+    float32 by the kernel.
 
     Raises:
         TypeError, ValueError: inputs of the wrong type, dtype, device or shape.
@@ -244,15 +258,15 @@ def ms_deform_attn(
     autocast = isinstance(value, Tensor) and torch.is_autocast_enabled(value.device.type)
     _check_inputs(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, autocast)
     if choice != "pytorch":
-        dtype = torch.float32 if autocast else value.dtype
+        dtype, weight_dtype = _autocast_kernel_dtypes(value) if autocast else (value.dtype, value.dtype)
         if kernel_supports(value.device, dtype):
             tables = {"device": value.device, "dtype": torch.long}
             return _MSDAKernel.apply(
                 value.to(dtype).contiguous(),
                 spatial_shapes.to(**tables).contiguous(),
                 level_start_index.to(**tables).contiguous(),
-                sampling_locations.to(dtype).contiguous(),
-                attention_weights.to(dtype).contiguous(),
+                sampling_locations.to(weight_dtype).contiguous(),
+                attention_weights.to(weight_dtype).contiguous(),
             )
         reason = _why_no_kernel(value.device, dtype)
         if choice == "kernel":

@@ -3,7 +3,8 @@
     frames [H, W, 3] uint8
       -> resize to a ``short_side`` of 360 (antialiased bilinear), kept as uint8 in a ``FrameBuffer``
       -> ImageNet normalisation
-      -> the model, ``window`` frames per forward pass (the backbone once per window for all expressions)
+      -> the model, ``window`` frames per forward pass (the backbone once per window for all expressions;
+         with a memory budget, the longest window within it: :mod:`referformer_core.memory`)
       -> per expression, the query with the best mean score over all frames of all windows
       -> its mask logits upsampled (bilinear) to the original size -> sigmoid > ``threshold`` (0.5)
 
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .memory import budget_window, release_memory
 from .referformer import ReferFormer
 from .text import tokenize
 from .video import FrameBuffer, iter_frames, normalize_frames, resize_frame
@@ -38,13 +40,15 @@ Video = str | Path | np.ndarray | Iterable
 class InferenceOptions:
     """How frames become masks: resize ``short_side``; ``window`` frames per forward pass (``None``: the whole
     video in one pass, as the official code), the first pass ``first_window`` frames when given; mask
-    ``threshold``; ``autocast`` dtype (``None``: float32)."""
+    ``threshold``; ``autocast`` dtype (``None``: float32); ``max_memory``: on the CPU, a budget in GB (GiB) of
+    peak RSS that shortens the windows to fit (:func:`choose_window`; ``None``: no budget)."""
 
     short_side: int = SHORT_SIDE
     window: int | None = WINDOW
     first_window: int | None = None
     threshold: float = THRESHOLD
     autocast: torch.dtype | None = None
+    max_memory: float | None = None
 
 
 @dataclass
@@ -88,6 +92,16 @@ def window_bounds(num_frames: int, window: int | None = WINDOW, first_window: in
     return [(s, min(e, num_frames)) for s, e in zip(starts, starts[1:] + [num_frames]) if s < num_frames]
 
 
+def choose_window(model: ReferFormer, frames: FrameBuffer | Tensor, num_objects: int, window: int | None,
+                  max_memory: float | None, device: str | torch.device = "cpu") -> int | None:
+    """Frames per forward pass over ``frames [T, 3, h, w]`` for ``num_objects`` expressions: ``window`` (``None``:
+    all ``T``) shortened, on the CPU, to the longest window whose estimated peak RSS fits ``max_memory`` GB."""
+    if max_memory is None or torch.device(device).type != "cpu" or len(frames) == 0:
+        return window
+    size = (int(frames.shape[-2]), int(frames.shape[-1]))
+    return budget_window(model, size, len(frames), num_objects, max_memory, window or len(frames))
+
+
 def forward_window(model: ReferFormer, tokenizer, frames: Tensor, texts: list[str], device: torch.device,
                    autocast: torch.dtype | None = None) -> list[ObjectResult]:
     """``frames [t, 3, h, w]`` uint8 and N expressions -> per expression: logits ``[t, Q]``, boxes ``[t, Q, 4]``,
@@ -105,19 +119,29 @@ def forward_window(model: ReferFormer, tokenizer, frames: Tensor, texts: list[st
 def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, texts: list[str],
                 bounds: list[tuple[int, int]], device: torch.device, autocast: torch.dtype | None = None
                 ) -> Iterator[tuple[int, int, list[ObjectResult]]]:
-    """Run ``texts`` over ``frames[start:end]`` for each window of ``bounds``; yields ``(start, end, results)``
-    where ``results[i]`` holds expression i's outputs on every frame done so far (``[end, ...]``)."""
-    parts: list[list[ObjectResult]] = [[] for _ in texts]
+    """Run ``texts`` over ``frames[start:end]`` for each window of ``bounds`` (consecutive, from frame 0); yields
+    ``(start, end, results)`` where ``results[i]`` holds expression i's outputs on every frame done so far
+    (``[end, ...]``, views of one buffer per expression sized for all frames, filled window by window).
+
+    Nothing of a window but its outputs outlives it, and freed heap memory goes back to the system before the
+    next window, so later windows peak where the first did: the peak RSS does not grow with the number of windows.
+    """
+    total = bounds[-1][1] if bounds else 0
+    buffers: list[ObjectResult] = []
     for start, end in bounds:
-        for part, output in zip(parts, forward_window(model, tokenizer, frames[start:end], texts, device, autocast)):
-            part.append(output)
-        yield start, end, [_concat(part) for part in parts]
+        outputs = forward_window(model, tokenizer, frames[start:end], texts, device, autocast)
+        if not buffers:
+            buffers = [ObjectResult(*(x.new_empty((total, *x.shape[1:])) for x in _tensors(o))) for o in outputs]
+        for buffer, output in zip(buffers, outputs):
+            for whole, part in zip(_tensors(buffer), _tensors(output)):
+                whole[start:end] = part
+        del outputs
+        release_memory()
+        yield start, end, [ObjectResult(*(x[:end] for x in _tensors(b))) for b in buffers]
 
 
-def _concat(results: list[ObjectResult]) -> ObjectResult:
-    if len(results) == 1:
-        return results[0]
-    return ObjectResult(*(torch.cat(p, 0) for p in zip(*((r.logits, r.boxes, r.mask_logits) for r in results))))
+def _tensors(result: ObjectResult) -> tuple[Tensor, Tensor, Tensor]:
+    return result.logits, result.boxes, result.mask_logits
 
 
 def best_query(logits: Tensor) -> int:
@@ -142,7 +166,8 @@ def segment_video(model: ReferFormer, tokenizer, video: Video, expressions: list
     ``video``: a path, an array ``[T, H, W, 3]`` uint8 or an iterable of frames. ``model`` must be on ``device``.
     """
     frames, orig_size = prepare_frames(video, options.short_side)
-    bounds = window_bounds(len(frames), options.window, options.first_window)
+    window = choose_window(model, frames, len(expressions), options.window, options.max_memory, device)
+    bounds = window_bounds(len(frames), window, options.first_window)
     results: list[ObjectResult] = []
     for _start, _end, results in run_windows(model, tokenizer, frames, expressions, bounds, torch.device(device),
                                              options.autocast):

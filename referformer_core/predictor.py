@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -20,12 +21,16 @@ from . import pipeline
 from .bundled import checkpoint_path, model_choice
 from .checkpoint import model_from_checkpoint_data, read_checkpoint
 from .errors import ExpressionError, ReferFormerError
+from .memory import DEFAULT_MAX_MEMORY
 from .pipeline import ObjectResult
+from .precision import autocast_for, resolve_precision
 from .referformer import ReferFormer
 from .text import load_tokenizer, validate_expression
 from .video import FrameBuffer
 
 Progress = Callable[[int, int], None]
+Window = int | Literal["auto"] | None
+"""Frames per forward pass: a number, ``None`` (the whole video in one pass) or ``"auto"`` (from the memory budget)."""
 
 
 @dataclass
@@ -74,22 +79,31 @@ class VideoPredictor:
     """Segment the object an expression refers to, on every frame of a video.
 
     The model runs ``window`` frames per forward pass (``None``: the whole video in one pass, as the official
-    code); ``first_window`` makes the first pass shorter so that the first masks arrive sooner. Every step from
+    code). By default (``"auto"``) the window is, on the CPU, the longest whose estimated peak RSS for the video
+    at hand fits ``max_memory`` GB (GiB; :mod:`referformer_core.memory`), and at most ``max_window``; a
+    ``window`` given explicitly wins over the budget, and ``max_memory=None`` (or a GPU) gives ``max_window``.
+    ``first_window`` makes the first pass shorter so that the first masks arrive sooner. Every step from
     frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the project.
     """
 
     def __init__(self, model: ReferFormer, tokenizer, device: str | torch.device = "cpu",
                  short_side: int = pipeline.SHORT_SIDE, threshold: float = pipeline.THRESHOLD,
-                 window: int | None = pipeline.WINDOW, autocast: str | None = None,
-                 first_window: int | None = None) -> None:
+                 window: Window = "auto", autocast: str | None = None, first_window: int | None = None,
+                 max_memory: float | None = DEFAULT_MAX_MEMORY, max_window: int = pipeline.WINDOW) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ReferFormerError("device 'cuda' requested but no CUDA GPU is available")
+        if isinstance(window, str) and window != "auto":
+            raise ValueError(f"window must be a number of frames, None or 'auto', got {window!r}")
+        if max_memory is not None and max_memory <= 0:
+            raise ValueError(f"max_memory must be a positive number of GB or None, got {max_memory!r}")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.short_side = short_side
         self.threshold = threshold
-        self.window = window
+        auto = window == "auto"
+        self.window: int | None = max_window if auto else window  # with a budget: the longest it may choose
+        self.max_memory = max_memory if auto else None
         self.first_window = first_window
         if autocast not in (None, "bf16", "fp16") or (autocast == "fp16" and self.device.type != "cuda"):
             raise ValueError(f"autocast must be None, 'bf16' or (on CUDA) 'fp16', got {autocast!r}")
@@ -98,19 +112,26 @@ class VideoPredictor:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path | None = None, text_encoder: str | None = None,
                         device: str | torch.device = "cpu", short_side: int | None = None,
-                        **kwargs) -> "VideoPredictor":
+                        precision: str | None = None, **kwargs) -> "VideoPredictor":
         """Load an official or our own checkpoint (``None``: the bundled model); ``text_encoder`` names the tokenizer
         (a directory, a packaged name or a cached id; ``None``: the one the checkpoint names, else ``roberta-base``);
-        ``short_side`` the working size (``None``: the checkpoint's, else 360); ``window``, when not passed, is the
-        one the checkpoint asks for, else the default."""
+        ``short_side`` the working size (``None``: the checkpoint's, else 360); ``window``, when not passed, comes
+        from ``max_memory``, at most the window the checkpoint asks for (``max_window``), else ``pipeline.WINDOW``;
+        ``precision`` ("fp32", "bf16", "fp16" on CUDA; ``None``: :func:`~referformer_core.precision.default_precision`
+        for the device and the checkpoint's backbone) sets ``autocast`` unless that is passed."""
         path = checkpoint_path(checkpoint)
         data = read_checkpoint(path)  # read once: the choices and the weights come from the same dict
         choice = model_choice(path, data, text_encoder, short_side, bundled=checkpoint is None)
-        if "window" not in kwargs and choice.window:
-            kwargs["window"] = choice.window
+        if choice.window:
+            kwargs.setdefault("max_window", choice.window)
         tokenizer = load_tokenizer(choice.text_encoder)
-        return cls(model_from_checkpoint_data(data, path), tokenizer, device=device, short_side=choice.short_side,
-                   **kwargs)
+        model = model_from_checkpoint_data(data, path)
+        if "autocast" not in kwargs:
+            try:
+                kwargs["autocast"] = autocast_for(resolve_precision(precision, device, model.config.backbone), device)
+            except ValueError as e:
+                raise ReferFormerError(str(e)) from None
+        return cls(model, tokenizer, device=device, short_side=choice.short_side, **kwargs)
 
     def init_state(self, video: str | Path | np.ndarray | Iterable, stride: int = 1) -> InferenceState:
         """Decode (streamed) and resize the frames of a path, an array ``[T, H, W, 3]`` uint8, or an iterable of frames."""
@@ -178,9 +199,9 @@ class VideoPredictor:
         if not pending:
             if done_ids:
                 yield from ((s, e, {o: state.results[o].logits[:e] for o in done_ids})
-                            for s, e in self._windows(state.num_frames))
+                            for s, e in self._windows(state))
             return
-        windows = self._windows(state.num_frames)
+        windows = self._windows(state)
         texts = [state.expressions[o] for o in pending]
         runs = pipeline.run_windows(self.model, self.tokenizer, state.frames, texts, windows, self.device,
                                     self.autocast_dtype)
@@ -247,7 +268,7 @@ class VideoPredictor:
         """One call for scripts: ``[T, H, W]`` bool masks of the object ``expression`` refers to
         (:func:`referformer_core.pipeline.segment_video` with this predictor's settings)."""
         options = pipeline.InferenceOptions(self.short_side, self.window, self.first_window, self.threshold,
-                                            self.autocast_dtype)
+                                            self.autocast_dtype, self.max_memory)
         return pipeline.segment_video(self.model, self.tokenizer, frames, [validate_expression(expression)],
                                       options, self.device)[0]
 
@@ -257,9 +278,15 @@ class VideoPredictor:
         self.run(state)
         return state.results[obj_id]
 
-    def _windows(self, num_frames: int) -> list[tuple[int, int]]:
-        """``(start, end)`` of each forward pass: ``first_window`` frames, then ``window`` frames at a time."""
-        return pipeline.window_bounds(num_frames, self.window, self.first_window)
+    def window_for(self, state: InferenceState) -> int | None:
+        """Frames per forward pass over ``state``'s video (``None``: all in one): ``window``, or the longest the
+        memory budget allows for its working size, length and objects (at most ``max_window``)."""
+        return pipeline.choose_window(self.model, state.frames, len(state.expressions), self.window, self.max_memory,
+                                      self.device)
+
+    def _windows(self, state: InferenceState) -> list[tuple[int, int]]:
+        """``(start, end)`` of each forward pass: ``first_window`` frames, then the window at a time."""
+        return pipeline.window_bounds(state.num_frames, self.window_for(state), self.first_window)
 
     def _upsample(self, logits: Tensor, size: tuple[int, int]) -> np.ndarray:
         """``[N, h, w]`` mask logits -> ``[N, H, W]`` bool at the original size."""

@@ -25,6 +25,7 @@ from annotations import Project, export_project
 from annotations import rle as rle_mod
 from annotations.store import DB_NAME
 from referformer_core.errors import ReferFormerError
+from referformer_core.memory import DEFAULT_MAX_MEMORY
 from referformer_core.predictor import VideoPredictor
 from train.distributed import DistributedContext, init_distributed, shutdown_distributed
 
@@ -50,10 +51,11 @@ class AnnotateOptions:
     checkpoint: str | None = None
     text_encoder: str | None = None
     device: str = "auto"
-    autocast: str | None = None
+    precision: str | None = None
     short_side: int | None = None
     stride: int = 1
-    window: int | None = 36
+    window: int | str | None = "auto"
+    max_memory: float | None = DEFAULT_MAX_MEMORY
     export: tuple[str, str] | None = None
     progress: bool = True
     poll_seconds: float = 1.0
@@ -94,7 +96,8 @@ def annotate(options: AnnotateOptions, log: Log | None = None) -> Summary | None
     try:
         predictor = VideoPredictor.from_checkpoint(
             options.checkpoint, text_encoder=options.text_encoder, device=ctx.device,
-            short_side=options.short_side, window=options.window or None, autocast=options.autocast)
+            short_side=options.short_side, window=options.window or None, precision=options.precision,
+            max_memory=options.max_memory)
         return _run(options, ctx, predictor, log)
     finally:
         shutdown_distributed()

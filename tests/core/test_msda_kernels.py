@@ -297,3 +297,105 @@ def test_benchmark_reports_cpu_speedup(capsys: pytest.CaptureFixture, monkeypatc
     bench_msda.main(["--repeat", "1", "--devices", "cpu", "--json"])
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["cpu_forward_speedup_encoder"] >= 3
+
+
+def rounded_to(args: tuple, dtype: torch.dtype) -> tuple:
+    """The floating tensors of ``args`` rounded to ``dtype``."""
+    return tuple(t.to(dtype) if t.is_floating_point() else t for t in args)
+
+
+def assert_within_bf16_rounding(got: Tensor, want: Tensor, atol_rel: float = 1e-5) -> None:
+    """Elementwise: ``got`` is ``want`` rounded once to bfloat16 (half an ulp: at most 2**-8 relative), up to
+    float32 summation differences (``atol_rel * max|want|``). Sums carried in bfloat16 would miss this by far."""
+    got, want = got.detach().double(), want.detach().double()
+    bound = 2.0**-8 * want.abs() + atol_rel * want.abs().max()
+    excess = ((got - want).abs() - bound).max().item()
+    assert excess <= 0, f"off by {excess:.3e} beyond one bf16 rounding"
+
+
+@needs_ext
+def test_cpu_kernel_supports_bfloat16_but_not_float16() -> None:
+    assert msda.kernel_supports("cpu", torch.bfloat16)
+    assert not msda.kernel_supports("cpu", torch.float16)
+    assert "bfloat16" in _C.cpu_dtypes()
+
+
+@needs_ext
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_cpu_bfloat16_forward_is_the_float32_result_rounded_once(case: int) -> None:
+    """bf16 inputs, fp32 sums: the float32 reference on the same bf16-rounded inputs, rounded to bf16."""
+    low = rounded_to(make_inputs(*CASES[case], dtype=torch.float32, seed=20 + case), torch.bfloat16)
+    want = ms_deform_attn_pytorch(*rounded_to(low, torch.float32))
+    got = ms_deform_attn(*low, impl="kernel")
+    assert got.dtype == torch.bfloat16 and got.shape == want.shape
+    assert_within_bf16_rounding(got, want)
+
+
+@needs_ext
+def test_cpu_bfloat16_backward_matches_float32_reference_on_rounded_inputs() -> None:
+    low = rounded_to(make_inputs(*CASES[4], dtype=torch.float32, seed=5), torch.bfloat16)
+    grad_out = torch.randn(1, 40, 8 * 32, generator=torch.Generator().manual_seed(6)).bfloat16()
+    low_leaves = [t.requires_grad_() for t in (low[0], low[3], low[4])]
+    got = torch.autograd.grad(ms_deform_attn(*low, impl="kernel"), low_leaves, grad_out)
+    value, shapes, starts, loc, weights = rounded_to(low, torch.float32)
+    leaves = [t.detach().requires_grad_() for t in (value, loc, weights)]
+    want = torch.autograd.grad(ms_deform_attn_pytorch(leaves[0], shapes, starts, leaves[1], leaves[2]), leaves,
+                               grad_out.float())
+    for name, g, w in zip(("value", "locations", "weights"), got, want):
+        assert g.dtype == torch.bfloat16, name
+        assert_within_bf16_rounding(g, w, atol_rel=1e-4)
+
+
+@needs_ext
+def test_cpu_bfloat16_value_with_float32_locations_and_weights() -> None:
+    """The autocast layout, called directly: a bf16 value read as is, float32 output and location/weight gradients
+    equal to the float32 kernel's on the upcast value (only summation order differs)."""
+    value, shapes, starts, loc, weights = make_inputs(*CASES[4], dtype=torch.float32, seed=7)
+    value = value.bfloat16()
+    out = _C.forward(value, shapes, starts, loc, weights)
+    want = _C.forward(value.float(), shapes, starts, loc, weights)
+    assert out.dtype == torch.float32 and relative_error(out, want) <= 1e-6
+    grad_out = torch.randn_like(out)
+    grads = _C.backward(value, shapes, starts, loc, weights, grad_out)
+    want_grads = _C.backward(value.float(), shapes, starts, loc, weights, grad_out)
+    assert [g.dtype for g in grads] == [torch.bfloat16, torch.float32, torch.float32]
+    assert_within_bf16_rounding(grads[0], want_grads[0])
+    assert relative_error(grads[1], want_grads[1]) <= 1e-5 and relative_error(grads[2], want_grads[2]) <= 1e-5
+    with pytest.raises(RuntimeError, match="must share value's dtype, or be float32"):
+        _C.forward(value.float(), shapes, starts, loc.bfloat16(), weights.bfloat16())
+    with pytest.raises(RuntimeError, match="must share value's dtype, or be float32"):
+        _C.forward(value, shapes, starts, loc.double(), weights.double())
+    with pytest.raises(RuntimeError, match="grad_output"):
+        _C.backward(value, shapes, starts, loc, weights, grad_out.bfloat16())
+
+
+class _SpyExtension:
+    """Wraps ``referformer_core._C`` and records the dtypes each ``forward`` call receives."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[torch.dtype, torch.dtype, torch.dtype]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(_C, name)
+
+    def forward(self, value: Tensor, shapes: Tensor, starts: Tensor, loc: Tensor, weights: Tensor) -> Tensor:
+        self.calls.append((value.dtype, loc.dtype, weights.dtype))
+        return _C.forward(value, shapes, starts, loc, weights)
+
+
+@needs_ext
+def test_cpu_autocast_hands_the_bfloat16_value_to_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = _SpyExtension()
+    monkeypatch.setattr(msda, "_extension", lambda: (spy, ""))
+    monkeypatch.delenv(msda.MSDA_IMPL_ENV, raising=False)
+    value, shapes, starts, loc, weights = make_inputs(*CASES[2], dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ms_deform_attn(value.bfloat16(), shapes, starts, loc, weights.bfloat16())
+    assert spy.calls == [(torch.bfloat16, torch.float32, torch.float32)]
+    assert out.dtype == torch.float32
+    assert relative_error(out, ms_deform_attn_pytorch(value.bfloat16().float(), shapes, starts, loc,
+                                                      weights.bfloat16().float())) <= 1e-5
+    spy.calls.clear()
+    bf16 = rounded_to((value, shapes, starts, loc, weights), torch.bfloat16)
+    assert ms_deform_attn(*bf16).dtype == torch.bfloat16
+    assert spy.calls == [(torch.bfloat16,) * 3]

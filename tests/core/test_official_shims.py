@@ -86,11 +86,12 @@ def test_fixed_tokenizer_returns_the_given_ids_for_as_many_captions():
 @pytest.fixture
 def fast_measures(monkeypatch):
     """bench_model with its measurements replaced by fixed numbers (the real ones take minutes)."""
-    times = {(1, 1): 2.0, (5, 1): 10.0, (5, 3): 25.0}
+    times = {(1, 1, None): 2.0, (5, 1, None): 10.0, (5, 3, None): 25.0, (5, 1, torch.bfloat16): 5.0}
     monkeypatch.setattr(bench_model, "gemm_peak_gflops", lambda threads: 100.0)
     monkeypatch.setattr(bench_model, "build_model", lambda: None)
-    monkeypatch.setattr(bench_model, "time_forward", lambda model, t, n, repeats: times[(t, n)])
-    monkeypatch.setattr(bench_model, "peak_rss_gb", lambda frames: 3.0 if frames == 36 else 5.0)
+    monkeypatch.setattr(bench_model, "time_forward", lambda model, t, n, repeats, autocast=None: times[(t, n, autocast)])
+    monkeypatch.setattr(bench_model, "bf16_mask_agreement", lambda model: 0.998)
+    monkeypatch.setattr(bench_model, "peak_rss_gb", lambda frames, window: (3.0 if window == "36" else 5.0) + frames * 0)
     calls = []
 
     def fake_fresh(which, official_dir, threads, out_path):
@@ -111,6 +112,7 @@ def test_without_official_no_ratio_is_printed_and_the_json_line_parses(fast_meas
     assert report["t5_fraction_of_peak"] == pytest.approx(920 / 10 / 100)
     assert report["t5_3obj_over_1obj"] == 2.5
     assert report["peak_rss_gb_36f"] == 3.0 and report["peak_rss_gb_40f"] == 5.0
+    assert report["t5_bf16_s"] == 5.0 and report["bf16_mask_agreement"] == 0.998
     assert not [k for k in report if "official" in k or "speedup" in k]
     table = "\n".join(lines[:-1]).lower()
     assert "official" not in table and "speedup" not in table

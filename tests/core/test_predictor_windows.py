@@ -58,9 +58,10 @@ def test_no_expression_is_an_error_before_any_work(windowed):
 
 def test_a_short_first_window_then_full_windows(recipe_model, windowed):
     predictor = VideoPredictor(recipe_model, windowed.tokenizer, short_side=48, window=2, first_window=1)
-    assert predictor._windows(5) == [(0, 1), (1, 3), (3, 5)]
-    assert predictor._windows(1) == [(0, 1)]
-    assert VideoPredictor(recipe_model, windowed.tokenizer, window=None, first_window=3)._windows(7) == [(0, 3), (3, 7)]
+    assert predictor._windows(predictor.init_state(make_video(t=5))) == [(0, 1), (1, 3), (3, 5)]
+    assert predictor._windows(predictor.init_state(make_video(t=1))) == [(0, 1)]
+    whole = VideoPredictor(recipe_model, windowed.tokenizer, short_side=48, window=None, first_window=3)
+    assert whole._windows(whole.init_state(make_video(t=7))) == [(0, 3), (3, 7)]
     state = predictor.init_state(make_video())
     predictor.add_expression(state, 1, "the brown dog")
     assert [w.frames for w in predictor.iter_windows(state) if not w.final] == [range(0, 1), range(1, 3), range(3, 5)]

@@ -1,0 +1,206 @@
+"""Peak memory (RSS) of segmenting a video on the CPU, and the longest window a memory budget allows.
+
+The peak RSS of a run is the sum of three parts; only the last grows with the window:
+
+    fixed    RUNTIME_BYTES (Python, torch, transformers, timm, PyAV, OpenCV loaded) + the model's weights
+    video    per frame of the whole video: its resized uint8 frame (the frame buffer's pages, once read) and, per
+             object, the outputs kept for every frame (mask logits ``[Q, h/4, w/4]``, class logits, boxes; float32)
+    window   per frame of one forward pass: its activations, freed before the next window starts
+
+One frame's activations at a working size ``h x w`` are estimated as
+
+    4 bytes x h x w x max(BACKBONE_FLOATS, sum_l C_l / s_l^2 + DECODER_MAPS x hidden / 16)
+
+The first term is the backbone pass (convolution workspaces at strides 2 and 4, whatever the widths); the second
+is the decoder's peak: the four backbone outputs ``C_l`` at strides ``s_l`` = 4, 8, 16, 32 that the whole decode
+holds, plus ``DECODER_MAPS`` maps ``hidden`` wide at stride 4 (the cross-modal FPN's finest level with its position
+encodings, attention inputs and residuals; the projections and encoder memory at strides 8-64 are folded in).
+
+The two constants were calibrated with :func:`calibrate` (the growth of the peak RSS, ``VmHWM``, between two
+window lengths, one child process per measurement; 2 CPU threads, torch 2.14, glibc; a shared machine, so the
+repeated measurements spread by about 10%):
+
+    config (backbone, hidden)            frames      per frame             floats per pixel
+    resnet50 (ResNet-50, 256)            360 x 640   190-211 MB            207-229  (peak in the decoder)
+    tiny, hidden 256 (EffNet-Lite0, 256) 96 x 160    11.9 MB               194      (peak in the decoder)
+                                         128 x 224   27.2 MB               237
+    small (EffNet-Lite0, 96)             360 x 640   62-100 MB             67-108   (peak in the backbone)
+    tiny (EffNet-Lite0, 64)              96 x 160    3.5 MB                57       (peak in the backbone)
+
+Over their backbone outputs (30 and 3 floats per pixel) the decoder rows leave at most 199 and 234 floats per
+pixel: 12.4 and 14.6 maps of 16 (hidden 256 at stride 4). So ``DECODER_MAPS = 15`` and ``BACKBONE_FLOATS = 110``,
+both rounded up: the estimate errs on the large side (ResNet-50 at 360 x 640: 270 floats, 249 MB per frame; the
+backbone floor is up to twice the EfficientNet measurements). ResNet-50 grows linearly from 1 to 8 frames (to
+within 10%). Other backbones (Swin, Video Swin) use the same formula uncalibrated; more threads add per-thread
+workspaces to the fixed part. "GB" in this project's budgets means GiB (2^30 bytes).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import multiprocessing
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .config import ReferFormerConfig
+
+GIB = 1 << 30
+DEFAULT_MAX_MEMORY = 4.0
+"""The default budget, in GB (GiB), of a segmentation's peak RSS."""
+RUNTIME_BYTES = 860 << 20
+"""RSS before any weights: 744 MiB measured after importing the predictor, transformers, timm, PyAV and OpenCV on
+this project's CPU machine, plus the window-independent part of a forward pass (66-105 MiB for ResNet-50)."""
+BACKBONE_FLOATS = 110.0
+"""float32 values per input pixel of one frame at the backbone pass's peak (calibrated, see the module doc)."""
+DECODER_MAPS = 15.0
+"""Maps ``hidden`` wide at stride 4 alive at the decoder's peak, per frame (calibrated, see the module doc)."""
+FLOAT_BYTES = 4
+MASK_STRIDE = 4
+FEATURE_STRIDES = (4, 8, 16, 32)
+
+
+@functools.lru_cache(maxsize=None)
+def backbone_channels(backbone: str) -> tuple[int, ...]:
+    """Channels of the backbone's four outputs (strides 4, 8, 16, 32), read from a weightless (meta) build."""
+    from .backbones import build_backbone
+
+    with torch.device("meta"):
+        return tuple(build_backbone(backbone).num_channels)
+
+
+def activation_floats_per_pixel(config: ReferFormerConfig) -> float:
+    """float32 values one frame's forward pass holds at its peak, per input pixel (see the module doc)."""
+    held = sum(c / s ** 2 for c, s in zip(backbone_channels(config.backbone), FEATURE_STRIDES))
+    decoder = held + DECODER_MAPS * config.hidden_dim / MASK_STRIDE ** 2
+    return max(BACKBONE_FLOATS, decoder)
+
+
+def window_frame_bytes(config: ReferFormerConfig, size: tuple[int, int]) -> int:
+    """Bytes one more frame in a window adds to the peak: activations of a ``size = (h, w)`` working-size frame."""
+    return int(FLOAT_BYTES * size[0] * size[1] * activation_floats_per_pixel(config))
+
+
+def video_frame_bytes(config: ReferFormerConfig, size: tuple[int, int], num_objects: int = 1) -> int:
+    """Bytes every frame of the video keeps until the end of a run: its resized ``[3, h, w]`` uint8 frame and,
+    per object, mask logits ``[Q, h/4, w/4]``, class logits ``[Q]`` and boxes ``[Q, 4]`` (float32)."""
+    mask_pixels = -(-size[0] // MASK_STRIDE) * -(-size[1] // MASK_STRIDE)
+    outputs = FLOAT_BYTES * config.num_queries * (mask_pixels + 5)
+    return 3 * size[0] * size[1] + num_objects * outputs
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the model's parameters and buffers."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def window_for_budget(budget_bytes: int, per_frame_bytes: int, fixed_bytes: int, max_window: int) -> int:
+    """The longest window (frames per forward pass) whose peak ``fixed + window x per_frame`` fits the budget,
+    at most ``max_window`` and at least 1 (a budget smaller than one frame still runs, one frame at a time)."""
+    if per_frame_bytes <= 0:
+        raise ValueError(f"per_frame_bytes must be positive, got {per_frame_bytes}")
+    fitting = (budget_bytes - fixed_bytes) // per_frame_bytes
+    return int(max(1, min(max_window, fitting)))
+
+
+def budget_window(model: torch.nn.Module, size: tuple[int, int], num_frames: int, num_objects: int,
+                  max_memory: float, max_window: int) -> int:
+    """The window for ``num_frames`` frames of working size ``size = (h, w)`` and ``num_objects`` expressions so
+    that the peak RSS stays within ``max_memory`` GB (GiB), at most ``max_window``; ``model`` is a ``ReferFormer``."""
+    config = model.config
+    fixed = RUNTIME_BYTES + weight_bytes(model) + num_frames * video_frame_bytes(config, size, num_objects)
+    return window_for_budget(int(max_memory * GIB), window_frame_bytes(config, size), fixed, max_window)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (glibc ``malloc_trim``; nothing elsewhere).
+
+    Between windows this keeps the next window's peak at the first one's: without it, glibc keeps the freed
+    activations in fragmented heap pages and the second window of the small model peaked 190 MB higher (8 frames).
+    """
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (``VmHWM`` of ``/proc/self/status``; Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("/proc/self/status has no VmHWM line")
+
+
+def _child(results: Any, fn: Callable[..., Any], args: tuple) -> None:
+    try:
+        results.put((True, fn(*args), peak_rss_bytes()))
+    except BaseException as e:  # reported to the parent, which raises it
+        results.put((False, f"{type(e).__name__}: {e}", 0))
+
+
+def measure_peak_rss(fn: Callable[..., Any], *args: Any, timeout: float = 600.0) -> tuple[int, Any]:
+    """Run ``fn(*args)`` in a fresh (spawned) Python process; its peak RSS in bytes and what it returned.
+
+    ``fn`` must be importable by name (a module-level function) and its result picklable.
+    """
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_child, args=(results, fn, args))
+    process.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                ok, value, peak = results.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not process.is_alive() and results.empty():
+                    raise RuntimeError(f"the measured process died (exit code {process.exitcode})") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the measured process ran past {timeout:.0f} s") from None
+    finally:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+    if not ok:
+        raise RuntimeError(f"the measured process failed: {value}")
+    return peak, value
+
+
+def forward_peak(config: dict[str, Any], frames: int, size: tuple[int, int], threads: int = 2) -> int:
+    """Build a ReferFormer from ``config`` (a ``ReferFormerConfig`` as a dict, random weights), run one window of
+    ``frames`` random ``size`` frames and one expression; the peak RSS it added over the built model, in bytes."""
+    from .referformer import ReferFormer
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = ReferFormer(ReferFormerConfig(**config)).eval()
+    ids = torch.tensor([[0, 11, 12, 13, 14, 2]])
+    x = torch.randn(1, frames, 3, *size)
+    before = peak_rss_bytes()
+    with torch.inference_mode():
+        model.decode_each(model.encode_frames(x), model.encode_text(ids, torch.ones_like(ids)), torch.tensor([size]))
+    return peak_rss_bytes() - before
+
+
+def calibrate(config: ReferFormerConfig, size: tuple[int, int], windows: tuple[int, int] = (4, 8),
+              threads: int = 2) -> tuple[int, int]:
+    """Measure ``(per_frame_bytes, intercept_bytes)`` of one forward pass at working size ``size``: the peak RSS
+    growth at two window lengths (one child process each), its slope per frame and its value at zero frames."""
+    small, large = windows
+    grown = [measure_peak_rss(forward_peak, config.to_dict(), t, tuple(size), threads)[1] for t in (small, large)]
+    per_frame = (grown[1] - grown[0]) // (large - small)
+    return per_frame, grown[0] - small * per_frame

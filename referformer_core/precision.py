@@ -1,0 +1,123 @@
+"""Numeric precision of inference: which one to use by default, and how to name it to the predictor.
+
+Precisions are ``"fp32"`` (no autocast), ``"bf16"`` (bfloat16 autocast, CPU or CUDA) and ``"fp16"`` (float16
+autocast, CUDA only). Under bf16 autocast the matrix products and convolutions run in bfloat16 and the
+deformable-attention kernel reads the bfloat16 values as they are, summing in float32.
+
+The default is fp32, except on a CPU that computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16``; elsewhere
+bfloat16 is emulated and slower than fp32) running a backbone in ``BF16_VERIFIED_BACKBONES``: those whose binary
+masks under bf16 agree with fp32's on at least ``BF16_MIN_MASK_AGREEMENT`` of the pixels, on their parity fixture
+or, for the bundled model, on a generated video (``tests/core/test_precision.py`` checks it).
+
+For a command line::
+
+    parser.add_argument("--precision", choices=PRECISIONS, help="default: see default_precision")
+    precision = resolve_precision(args.precision, device, model.config.backbone)
+    predictor = VideoPredictor(model, tokenizer, device, autocast=autocast_for(precision, device))
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Literal, cast
+
+import numpy as np
+import torch
+from torch import Tensor
+
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+"""``/proc/cpuinfo`` flags of x86 processors with bfloat16 arithmetic (Cooper Lake and Sapphire Rapids on)."""
+BF16_MIN_MASK_AGREEMENT = 0.995
+"""Least fraction of mask pixels on which bf16 must agree with fp32 for bf16 to be a default."""
+BF16_VERIFIED_BACKBONES = frozenset({"resnet50", "video_swin_t_p4w7", "efficientnet_lite0"})
+"""Backbones whose bf16 masks were measured to agree with fp32's (CPU, bf16 autocast, torch 2.14): ResNet-50
+0.9958 and Video Swin-T 0.9974 of the pixels on their parity fixtures, the bundled EfficientNet-Lite0 model 0.9999
+on a generated video. Swin-T is left out: 0.985 on its fixture; the other backbones have not been measured."""
+PROC_CPUINFO = Path("/proc/cpuinfo")
+
+
+@functools.cache
+def _read_proc_cpuinfo() -> str:
+    """``/proc/cpuinfo``'s text, or ``""`` where it cannot be read."""
+    try:
+        return PROC_CPUINFO.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The flags every processor listed in ``cpuinfo`` (``/proc/cpuinfo`` text) has; empty when none is listed."""
+    per_cpu = [set(line.partition(":")[2].split()) for line in cpuinfo.splitlines()
+               if line.partition(":")[0].strip() == "flags"]
+    return set.intersection(*per_cpu) if per_cpu else set()
+
+
+def native_bf16_cpu(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively: every processor has ``avx512_bf16`` or ``amx_bf16``.
+
+    Args:
+        cpuinfo: ``/proc/cpuinfo``-format text to judge; ``None`` reads this machine's on Linux (and answers
+            ``False`` on other systems, or when it cannot be read).
+    """
+    if cpuinfo is None:
+        if not sys.platform.startswith("linux"):
+            return False
+        cpuinfo = _read_proc_cpuinfo()
+    return any(flag in cpu_flags(cpuinfo) for flag in NATIVE_BF16_FLAGS)
+
+
+def _device_type(device: torch.device | str) -> str:
+    """``"cpu"``, ``"cuda"``, ... of ``device``."""
+    return torch.device(device).type
+
+
+def default_precision(device: torch.device | str, backbone: str, native_bf16: bool | None = None) -> Precision:
+    """``"bf16"`` on a CPU with native bfloat16 for a backbone in ``BF16_VERIFIED_BACKBONES``, else ``"fp32"``
+    (CUDA included).
+
+    Args:
+        device: where the model runs.
+        backbone: the model's backbone name (``model.config.backbone``).
+        native_bf16: whether the CPU computes bfloat16 natively; ``None`` asks :func:`native_bf16_cpu`.
+    """
+    if _device_type(device) != "cpu" or backbone not in BF16_VERIFIED_BACKBONES:
+        return "fp32"
+    native = native_bf16_cpu() if native_bf16 is None else native_bf16
+    return "bf16" if native else "fp32"
+
+
+def check_precision(precision: str, device: torch.device | str) -> Precision:
+    """``precision`` when it is one of ``PRECISIONS`` and runs on ``device``; ``ValueError`` (one line) otherwise."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and _device_type(device) != "cuda":
+        raise ValueError(f"precision fp16 needs a CUDA device, not {torch.device(device)}; use bf16 or fp32")
+    return cast(Precision, precision)
+
+
+def resolve_precision(requested: str | None, device: torch.device | str, backbone: str) -> Precision:
+    """The precision to run: ``requested`` (checked by :func:`check_precision`) or, when ``None``,
+    :func:`default_precision` for ``device`` and ``backbone``."""
+    return default_precision(device, backbone) if requested is None else check_precision(requested, device)
+
+
+def autocast_for(precision: str, device: torch.device | str) -> str | None:
+    """The predictor's ``autocast`` argument for ``precision``: ``None`` for fp32, ``"bf16"``, or ``"fp16"``
+    (CUDA only). ``ValueError`` for an unknown precision or fp16 off CUDA."""
+    precision = check_precision(precision, device)
+    return None if precision == "fp32" else precision
+
+
+def mask_agreement(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:
+    """Fraction of pixels on which two boolean masks (arrays or CPU tensors) of one shape, e.g. ``[T, H, W]``,
+    are equal.
+
+    ``1.0`` for empty masks. ``ValueError`` when the shapes differ.
+    """
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"mask_agreement: the masks have shapes {a.shape} and {b.shape}")
+    return float((a == b).mean()) if a.size else 1.0
