@@ -17,7 +17,8 @@ from .errors import StudioError
 class ModelSpec:
     """Which model segments and how: a checkpoint file, the text encoder's tokenizer (folder or cached id), a
     device, the short side frames are resized to for the model (360 as the official Ref-Youtube-VOS setting),
-    and frames per forward pass (a short first one, so the first masks show within seconds)."""
+    and the most frames per forward pass (fewer when the default memory budget asks; a short first one, so the
+    first masks show within seconds)."""
 
     checkpoint: str | None = None
     text_encoder: str = DEFAULT_TEXT_ENCODER
@@ -63,5 +64,5 @@ class ModelCache:
             if spec not in self._predictors:
                 self._predictors[spec] = VideoPredictor.from_checkpoint(
                     spec.checkpoint, text_encoder=spec.text_encoder, device=spec.device, short_side=spec.short_side,
-                    window=spec.window, first_window=spec.first_window)
+                    window="auto", max_window=spec.window, first_window=spec.first_window)
             return self._predictors[spec]

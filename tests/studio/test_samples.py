@@ -52,3 +52,12 @@ def test_first_screen_points_at_the_samples(studio):
 
     screen = build_screen(studio, View())
     assert "sample" in screen.status and screen.projects == studio.library.names()
+
+
+def test_the_studio_predictor_keeps_to_the_memory_budget(studio):
+    """The studio's model windows are at most its spec's window, and fewer when the default budget asks."""
+    from referformer_core.memory import DEFAULT_MAX_MEMORY
+
+    spec = studio.config.model
+    predictor = studio.models.get(spec)
+    assert predictor.max_memory == DEFAULT_MAX_MEMORY and predictor.window == spec.window
