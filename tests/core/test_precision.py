@@ -66,22 +66,22 @@ def test_this_machine_is_read_without_error() -> None:
 
 
 def test_default_precision_is_bf16_only_on_native_bf16_cpus_for_verified_backbones() -> None:
-    assert default_precision("cpu", "resnet50", native_bf16=True) == "bf16"
     assert default_precision(torch.device("cpu"), "efficientnet_lite0", native_bf16=True) == "bf16"
-    assert default_precision("cpu", "resnet50", native_bf16=False) == "fp32"
+    assert default_precision("cpu", "efficientnet_lite0", native_bf16=False) == "fp32"
+    assert default_precision("cpu", "resnet50", native_bf16=True) == "fp32"
     assert default_precision("cpu", "swin_t_p4w7", native_bf16=True) == "fp32"
-    assert default_precision("cuda", "resnet50", native_bf16=True) == "fp32"
+    assert default_precision("cuda", "efficientnet_lite0", native_bf16=True) == "fp32"
     assert default_precision("cuda:0", "resnet50", native_bf16=False) == "fp32"
 
 
 def test_default_precision_asks_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setattr(precision, "_read_proc_cpuinfo", lambda: cpuinfo(AVX2, AVX2))
-    assert default_precision("cpu", "resnet50") == "fp32"
-    assert resolve_precision(None, "cpu", "resnet50") == "fp32"
+    assert default_precision("cpu", "efficientnet_lite0") == "fp32"
+    assert resolve_precision(None, "cpu", "efficientnet_lite0") == "fp32"
     monkeypatch.setattr(precision, "_read_proc_cpuinfo", lambda: cpuinfo(SAPPHIRE_RAPIDS, SAPPHIRE_RAPIDS))
-    assert default_precision("cpu", "resnet50") == "bf16"
-    assert resolve_precision(None, "cpu", "resnet50") == "bf16"
+    assert default_precision("cpu", "efficientnet_lite0") == "bf16"
+    assert resolve_precision(None, "cpu", "efficientnet_lite0") == "bf16"
 
 
 def test_requested_precision_overrides_the_default() -> None:
@@ -124,21 +124,20 @@ def fixture_agreement(backbone: str) -> float:
 
 
 def test_bf16_masks_agree_with_fp32_on_the_resnet50_fixture() -> None:
-    assert "resnet50" in BF16_VERIFIED_BACKBONES
+    """Measured, though ResNet-50 is not bf16 by default: bench_model.py's 360x640 input agrees on 0.9906 only."""
     assert fixture_agreement("resnet50") >= BF16_MIN_MASK_AGREEMENT
 
 
 @pytest.mark.slow
 def test_bf16_masks_agree_with_fp32_on_the_video_swin_fixture() -> None:
-    assert "video_swin_t_p4w7" in BF16_VERIFIED_BACKBONES
     assert fixture_agreement("video_swin_t_p4w7") >= BF16_MIN_MASK_AGREEMENT
 
 
 def test_verified_backbones_are_those_with_a_bf16_check() -> None:
-    """Every backbone given bf16 by default has its agreement checked here: a parity fixture or the bundled model."""
+    """Every backbone given bf16 by default has its agreement checked here: today only the bundled model's."""
     from referformer_core.config import get_config
 
-    assert BF16_VERIFIED_BACKBONES == {"resnet50", "video_swin_t_p4w7", get_config("small").backbone}
+    assert BF16_VERIFIED_BACKBONES == {get_config("small").backbone}
 
 
 def test_bf16_masks_agree_with_fp32_on_a_generated_video_with_the_bundled_model(monkeypatch: pytest.MonkeyPatch
