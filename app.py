@@ -16,6 +16,8 @@ os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "re
 import gradio as gr  # noqa: E402  (the environment above must be set before gradio is imported)
 
 from annotations.categories import YTVOS_CATEGORIES  # noqa: E402
+from referformer_core.cli import gigabytes  # noqa: E402
+from referformer_core.memory import DEFAULT_MAX_MEMORY  # noqa: E402
 from referformer_core.overlay import object_colour  # noqa: E402
 from studio.corrections import SCOPES  # noqa: E402
 from studio.errors import user_message  # noqa: E402
@@ -43,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--model-short-side", type=int, help="frames are resized to this for the model (default: the "
                                                              "checkpoint's working size, else 360)")
+    parser.add_argument("--max-memory", type=gigabytes, metavar="GB", default=DEFAULT_MAX_MEMORY,
+                        help=f"peak memory (RSS, GiB) a segmentation on the CPU keeps to by choosing how many frames "
+                             f"go through the model at once (default {DEFAULT_MAX_MEMORY:g}; 0: no budget)")
     parser.add_argument("--projects-dir", default="~/.referformer/projects", help="where projects are kept")
     parser.add_argument("--media-dir", action="append", default=[], help="folder whose videos can be opened by path")
     parser.add_argument("--auth", help="USER:PASS required to use the studio")
@@ -487,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     downloads = Path(os.environ["GRADIO_TEMP_DIR"]) / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     clear_old_downloads(downloads)
-    spec = model_spec(args.checkpoint, args.text_encoder, args.device, args.model_short_side)
+    spec = model_spec(args.checkpoint, args.text_encoder, args.device, args.model_short_side, args.max_memory or None)
     studio = Studio(StudioConfig(projects_dir, downloads, spec, tuple(Path(d) for d in args.media_dir)))
     if args.host not in LOOPBACK and not args.auth:
         print(f"warning: serving on {args.host} without --auth: anyone who can reach this machine can read and "

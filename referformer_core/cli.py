@@ -90,8 +90,12 @@ def annotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gigabytes(text: str) -> float:
-    value = float(text)
+def gigabytes(text: str) -> float:
+    """An argparse type: a number of GB (GiB), at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of GB >= 0, got {text}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a number of GB >= 0, got {text}")
     return value
@@ -112,7 +116,7 @@ def _model_arguments(parser: argparse.ArgumentParser, device: str) -> None:
     parser.add_argument("--window", type=int, help="frames per forward pass (0: whole video; default: on the CPU "
                                                    "the longest that fits the memory budget, at most the "
                                                    "checkpoint's window, else 36)")
-    parser.add_argument("--max-memory", type=_gigabytes, metavar="GB",
+    parser.add_argument("--max-memory", type=gigabytes, metavar="GB",
                         help="peak memory (RSS, GiB) the window is chosen to fit when --window is not given "
                              "(default 4; 0: no budget)")
 

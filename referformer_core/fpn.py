@@ -48,20 +48,21 @@ class VisionLanguageBlock(nn.Module):
                 memory_key_padding_mask: Tensor, pos: Tensor, query_pos: Tensor) -> Tensor:
         """``tgt, query_pos [T*h*w, B, C]``, masks ``[B, T*h*w]`` / ``[B, Lt]``, ``memory, pos [Lt, B, C]``."""
         b = tgt.size(1)
-        q = k = tgt + query_pos
         if self.sr_ratio > 1:
             new_h, new_w = int(h * 1.0 / self.sr_ratio), int(w * 1.0 / self.sr_ratio)
-            q, k, v = (
+            v, pos_small = (
                 rearrange(
                     F.interpolate(rearrange(x, "(t h w) b c -> (b t) c h w", t=t, h=h, w=w), size=(new_h, new_w), mode="nearest"),
                     "(b t) c h w -> (t h w) b c", t=t,
                 )
-                for x in (q, k, tgt)
+                for x in (tgt, query_pos)
             )
+            q = k = v + pos_small  # nearest downsampling picks tokens, so it commutes with the sum
             mask = tgt_key_padding_mask.reshape(b * t, h, w)
             mask = F.interpolate(mask[None].float(), size=(new_h, new_w), mode="nearest").bool()[0]
             key_padding_mask = mask.reshape(b, t, new_h, new_w).flatten(1)
         else:
+            q = k = tgt + query_pos
             v = tgt
             key_padding_mask = tgt_key_padding_mask
         tgt2 = multihead_attention(self.self_attn, q, k, v, key_padding_mask)

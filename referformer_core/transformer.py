@@ -19,15 +19,22 @@ def feed_forward(x: Tensor, linear1: nn.Linear, linear2: nn.Linear, dropout: nn.
     """``linear2(dropout(relu(linear1(x))))`` over ``[..., C]``.
 
     Without autograd, rows go through in chunks of ``FFN_CHUNK_ROWS`` so the wide hidden activation stays
-    small (about 20% faster on CPU for the 72k-token FPN level, and bitwise the same per row).
+    small (about 20% faster on CPU for the 72k-token FPN level, and bitwise the same per row): one hidden buffer
+    for all chunks, each chunk's output written in place.
     """
-    if torch.is_grad_enabled() or x.numel() // x.shape[-1] <= FFN_CHUNK_ROWS:
+    rows_total = x.numel() // x.shape[-1]
+    if (torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or rows_total <= FFN_CHUNK_ROWS
+            or linear1.bias is None or linear2.bias is None):
         return linear2(dropout(F.relu(linear1(x), inplace=True)))
     flat = x.reshape(-1, x.shape[-1])
-    out = flat.new_empty(flat.shape[0], linear2.out_features)
-    for start in range(0, flat.shape[0], FFN_CHUNK_ROWS):
+    out = flat.new_empty(rows_total, linear2.out_features)
+    hidden = flat.new_empty(FFN_CHUNK_ROWS, linear1.out_features)
+    w1, w2 = linear1.weight.t(), linear2.weight.t()
+    for start in range(0, rows_total, FFN_CHUNK_ROWS):
         rows = flat[start:start + FFN_CHUNK_ROWS]
-        out[start:start + FFN_CHUNK_ROWS] = linear2(dropout(F.relu(linear1(rows), inplace=True)))
+        h = hidden[:len(rows)]
+        torch.addmm(linear1.bias, rows, w1, out=h)
+        torch.addmm(linear2.bias, dropout(h.relu_()), w2, out=out[start:start + len(rows)])
     return out.view(*x.shape[:-1], linear2.out_features)
 
 
@@ -84,7 +91,8 @@ class MSDeformAttn(nn.Module):
         weights = F.softmax(weights, -1).view(n, len_q, self.n_heads, self.n_levels, self.n_points)
         if reference_points.shape[-1] == 2:
             normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1)
-            locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+            locations = torch.addcdiv(reference_points[:, :, None, :, None, :], offsets,
+                                      normalizer[None, None, None, :, None, :].to(reference_points.dtype))
         elif reference_points.shape[-1] == 4:
             locations = (
                 reference_points[:, :, None, :, None, :2]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from referformer_core.bundled import BUNDLED_CHECKPOINT, DEFAULT_SHORT_SIDE, DEFAULT_TEXT_ENCODER, choose_model
 from referformer_core.errors import ReferFormerError
+from referformer_core.memory import DEFAULT_MAX_MEMORY
 from referformer_core.predictor import VideoPredictor
 
 from .errors import StudioError
@@ -17,8 +18,8 @@ from .errors import StudioError
 class ModelSpec:
     """Which model segments and how: a checkpoint file, the text encoder's tokenizer (folder or cached id), a
     device, the short side frames are resized to for the model (360 as the official Ref-Youtube-VOS setting),
-    and the most frames per forward pass (fewer when the default memory budget asks; a short first one, so the
-    first masks show within seconds)."""
+    the most frames per forward pass (fewer when the memory budget asks; a short first one, so the first masks
+    show within seconds), and that budget: the peak RSS, in GiB, a segmentation on the CPU keeps to (None: none)."""
 
     checkpoint: str | None = None
     text_encoder: str = DEFAULT_TEXT_ENCODER
@@ -26,6 +27,7 @@ class ModelSpec:
     short_side: int = DEFAULT_SHORT_SIDE
     window: int = 36
     first_window: int = 2
+    max_memory: float | None = DEFAULT_MAX_MEMORY
 
     def describe(self) -> str:
         if self.checkpoint is None:
@@ -36,16 +38,19 @@ class ModelSpec:
         return f"{Path(self.checkpoint).name} on {self.device}"
 
 
-def model_spec(checkpoint: str | None, text_encoder: str | None, device: str, short_side: int | None) -> ModelSpec:
+def model_spec(checkpoint: str | None, text_encoder: str | None, device: str, short_side: int | None,
+               max_memory: float | None = DEFAULT_MAX_MEMORY) -> ModelSpec:
     """The studio's start-up model: the given checkpoint or else the bundled one, with the tokenizer and working size
-    the checkpoint names unless given. Without a usable checkpoint, no model (the reason is printed once)."""
+    the checkpoint names unless given, segmenting within ``max_memory`` GiB on the CPU (None: no budget). Without a
+    usable checkpoint, no model (the reason is printed once)."""
     try:
         choice = choose_model(checkpoint, text_encoder, short_side)
     except ReferFormerError as e:
         print(f"warning: {e}", file=sys.stderr)
-        return ModelSpec(None, text_encoder or DEFAULT_TEXT_ENCODER, device, short_side or DEFAULT_SHORT_SIDE)
+        return ModelSpec(None, text_encoder or DEFAULT_TEXT_ENCODER, device, short_side or DEFAULT_SHORT_SIDE,
+                         max_memory=max_memory)
     return ModelSpec(str(choice.checkpoint), choice.text_encoder, device, choice.short_side,
-                     window=choice.window or ModelSpec.window)
+                     window=choice.window or ModelSpec.window, max_memory=max_memory)
 
 
 class ModelCache:
@@ -64,5 +69,6 @@ class ModelCache:
             if spec not in self._predictors:
                 self._predictors[spec] = VideoPredictor.from_checkpoint(
                     spec.checkpoint, text_encoder=spec.text_encoder, device=spec.device, short_side=spec.short_side,
-                    window="auto", max_window=spec.window, first_window=spec.first_window)
+                    window="auto", max_window=spec.window, first_window=spec.first_window,
+                    max_memory=spec.max_memory)
             return self._predictors[spec]
