@@ -95,7 +95,7 @@ def gigabytes(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of GB >= 0, got {text}") from None
+        value = float("nan")
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a number of GB >= 0, got {text}")
     return value
