@@ -82,11 +82,10 @@ def build_app(studio: Studio) -> gr.Blocks:
                         project_create = gr.Button("Create", elem_id="project_create", scale=1, min_width=80)
                     samples = list_samples()
                     if samples:
-                        with gr.Row():
-                            sample_select = gr.Dropdown(label="Or try a sample video", elem_id="sample_select",
-                                                        choices=[(s.title, s.name) for s in samples],
-                                                        value=samples[0].name, scale=3)
-                            sample_open = gr.Button("Open sample", elem_id="sample_open", scale=1, min_width=80)
+                        sample_select = gr.Dropdown(label="Or try a sample video", elem_id="sample_select",
+                                                    choices=[(s.title, s.name) for s in samples],
+                                                    value=samples[0].name)
+                        sample_open = gr.Button("Open sample", elem_id="sample_open")
                 with gr.Accordion("Add a video", open=True):
                     with gr.Row():
                         stride = gr.Number(label="Every n-th frame", value=1, precision=0, minimum=1,

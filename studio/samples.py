@@ -17,7 +17,8 @@ SAMPLES_INDEX = SAMPLES_DIR / "samples.json"
 
 @dataclass(frozen=True)
 class Sample:
-    """One sample video: ``file`` (mp4), its ``expressions`` as ``(text, obj_id)`` and how it was generated."""
+    """One sample video: ``file`` (mp4), its ``expressions`` as ``(text, obj_id)``, ``categories`` (obj_id ->
+    the object's kind, e.g. ``"star"``) and how it was generated."""
 
     name: str
     title: str
@@ -30,6 +31,7 @@ class Sample:
     height: int
     width: int
     fps: float
+    categories: dict[int, str]
 
 
 def list_samples() -> list[Sample]:
@@ -39,7 +41,8 @@ def list_samples() -> list[Sample]:
     records = json.loads(SAMPLES_INDEX.read_text())["samples"]
     return [Sample(r["name"], r["title"], SAMPLES_DIR / r["file"],
                    tuple((e["exp"], int(e["obj_id"])) for e in r["expressions"]), r["split"], int(r["seed"]),
-                   int(r["index"]), int(r["num_frames"]), int(r["height"]), int(r["width"]), float(r["fps"]))
+                   int(r["index"]), int(r["num_frames"]), int(r["height"]), int(r["width"]), float(r["fps"]),
+                   {int(k): str(v) for k, v in r.get("categories", {}).items()})
             for r in records]
 
 

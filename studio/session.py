@@ -91,7 +91,8 @@ class Studio:
         for text, obj_id in sample.expressions:
             by_object.setdefault(obj_id, []).append(validate_expression(text))
         project = self.project(view)
-        created = [project.add_object(view.video, texts, category=_category(""), obj_id=obj_id)
+        created = [project.add_object(view.video, texts, category=_category(sample.categories.get(obj_id, "")),
+                                      obj_id=obj_id)
                    for obj_id, texts in by_object.items()]
         view = self._remember(replace(view, obj_id=created[0].obj_id))
         return view, (f"opened {project_name}: {len(created)} objects, {len(sample.expressions)} expressions; press "

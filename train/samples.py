@@ -1,7 +1,7 @@
 """Write the studio's sample videos: ``python -m train.samples [--out studio/samples]``.
 
 Three short clips of the generated world (``train.world``'s held-out split, a seed no training run uses), as
-H.264 mp4 with their expressions in ``samples.json``. Their ground truth is regenerated from the recorded split,
+H.264 mp4 with their expressions and the kind of each referred object (its category) in ``samples.json``. Their ground truth is regenerated from the recorded split,
 seed and index (``train.world.video_spec``), never shipped.
 """
 from __future__ import annotations
@@ -32,9 +32,9 @@ def write_samples(out: str | Path = SAMPLES_DIR, count: int = 3) -> Path:
         frames, _labels, expressions = render_video(spec)
         name = f"sample_{index + 1}"
         write_video(out / f"{name}.mp4", frames, fps=SAMPLE_FPS)
-        records.append({"name": name, "title": f"Sample {index + 1}: “{expressions[0]['exp']}” and "
-                                               f"{len(expressions) - 1} more",
-                        "file": f"{name}.mp4", "expressions": expressions, "split": SAMPLE_SPLIT,
+        records.append({"name": name, "title": f"Sample {index + 1}: “{expressions[0]['exp']}”",
+                        "file": f"{name}.mp4", "expressions": expressions,
+                        "categories": {str(i): spec.object(i).kind for i in spec.referred}, "split": SAMPLE_SPLIT,
                         "seed": SAMPLE_SEED, "index": index, "num_frames": SAMPLE_FRAMES, "height": SAMPLE_SIZE[0],
                         "width": SAMPLE_SIZE[1], "fps": SAMPLE_FPS})
     (out / "samples.json").write_text(json.dumps({"samples": records}, indent=1) + "\n")

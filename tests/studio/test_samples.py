@@ -25,6 +25,8 @@ def test_a_sample_mp4_is_its_generated_video():
     assert np.abs(decoded.astype(int) - frames.astype(int)).mean() < 8  # H.264 at its default quality
     assert [(e["exp"], int(e["obj_id"])) for e in expressions] == list(sample.expressions)
     assert all((labels == obj).any() for _, obj in sample.expressions)
+    spec = world.video_spec(sample.split, sample.seed, sample.index, sample.num_frames, sample.height, sample.width)
+    assert sample.categories == {obj: spec.object(obj).kind for _, obj in sample.expressions}
 
 
 def test_open_sample_makes_a_project_with_one_object_per_referred_object(studio):
@@ -36,6 +38,7 @@ def test_open_sample_makes_a_project_with_one_object_per_referred_object(studio)
     texts = sorted(t for o in objects for t in o.expressions)
     assert texts == sorted(text for text, _ in sample.expressions)
     assert view.obj_id == objects[0].obj_id
+    assert {o.obj_id: o.category for o in objects} == sample.categories  # the kinds, not "others"
     again, note = studio.open_sample("sample_1")  # opened as left, not imported twice
     assert again.project == view.project and note.startswith("opened") and len(studio.objects(again)) == len(objects)
     assert sample.file.is_file()  # the shipped file is read, never moved or deleted

@@ -17,6 +17,7 @@ from train.world import (ATTRIBUTES, HELD_OUT_PAIRS, MIX_WEIGHTS, VideoSpec, gen
                          video_spec)
 from train.world.__main__ import main as world_main
 from train.world.language import primary_category
+from train.world.semantics import MOTIONS, ObjectFacts, Phrase, resolve
 from train.world.spec import Background, Motion, ObjectSpec, trajectory
 from train.world.vocab import COLOURS, KIND_WORDS
 
@@ -101,11 +102,29 @@ def test_every_expression_names_exactly_one_visible_object():
                 bigger = any(w in text for w in (" big", " larg"))
                 assert (ratio >= 1.25).all() if bigger else (ratio <= 1 / 1.25).all(), e
             if set(e.attributes) == {"position"} and ("left" in text or "right" in text):
-                x = [trajectory(o, spec.num_frames, spec.height, spec.width)[0].x for o in spec.objects]
-                own = x.pop(e.obj_id - 1)
-                assert own < min(x) if "left" in text else own > max(x), e
+                for t in range(spec.num_frames):  # on every frame, not only the first
+                    x = [trajectory(o, spec.num_frames, spec.height, spec.width)[t].x for o in spec.objects]
+                    own = x.pop(e.obj_id - 1)
+                    assert own < min(x) if "left" in text else own > max(x), (e, t)
         for obj_id in spec.referred:
             assert any(e.obj_id == obj_id for e in spec.expressions)
+
+
+def _facts(obj_id: int, kind: str, xs: list[float]) -> ObjectFacts:
+    """A still 10-pixel-radius red object of ``kind`` whose centre moves along ``xs`` at y = 50."""
+    centres = np.array([[x, 50.0] for x in xs])
+    ones = np.ones(len(xs))
+    return ObjectFacts(obj_id, "red", kind, "solid", centres, 10 * ones, 20 * ones, {m: False for m in MOTIONS})
+
+
+def test_position_and_relations_must_hold_on_every_frame_not_only_the_first():
+    square, star = _facts(1, "square", [10, 10, 10]), _facts(2, "star", [80, 80, 80])
+    crossing = _facts(1, "square", [10, 50, 90])  # left of the star at first, right of it at the end
+    left, left_of = Phrase(position="left"), Phrase(relation="left of", anchor=Phrase(kind="star"))
+    assert resolve(left, [square, star], 100, 100) == 1 and resolve(left_of, [square, star], 100, 100) == 1
+    assert resolve(left, [crossing, star], 100, 100) is None
+    assert resolve(left_of, [crossing, star], 100, 100) is None
+    assert resolve(Phrase(position="right"), [crossing, star], 100, 100) is None
 
 
 def test_referred_objects_are_visible_enough_and_appear_in_annotations(world):

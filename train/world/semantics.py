@@ -4,11 +4,12 @@ A phrase is a conjunction of categorical filters (colour, kind, texture), tri-st
 a relation to an anchor phrase) and at most one superlative (size or position, among the objects
 passing the filters). :func:`resolve` returns the one object a phrase picks out, or None when it picks
 none, several, or an object whose membership is unclear (near a threshold): expressions are only kept
-when they are unambiguous with a margin.
+when they are unambiguous with a margin. Size, position and relations must hold on every frame, so an
+expression is true of any clip of its video (a training clip, a window of the predictor), not only of
+the first frame.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ from .vocab import GLYPH_KINDS
 
 SIZE_RATIO = 1.4  # "biggest"/"smallest": extent ratio to every other candidate, on every frame ...
 AREA_RATIO = 1.25  # ... and ratio of the square roots of the mask areas
-POSITION_GAP = 0.12  # "leftmost"/"at the top": centre gap to every other candidate, fraction of frame side
+POSITION_GAP = 0.12  # "leftmost"/"at the top": centre gap to every other candidate on every frame, fraction of side
 MOVE_TRUE, MOVE_FALSE = 0.15, 0.04  # net displacement (fraction of the short side) that does / does not count
 TURN_TRUE, TURN_FALSE = 45.0, 2.0  # degrees over the video
 GROW_TRUE, GROW_FALSE = 1.35, 1.05  # scale ratio over the video
@@ -33,16 +34,15 @@ POSITIONS: tuple[str, ...] = ("left", "right", "top", "bottom")
 
 @dataclass(frozen=True)
 class ObjectFacts:
-    """Ground truth of one object: ``centre`` and ``radius`` (scaled) in the first frame, ``extent [T]``
-    its scaled radius and ``size [T]`` the square root of its full mask area per frame (also parts out of
-    the frame or occluded), and its motion facts (True/False/None = unclear)."""
+    """Ground truth of one object: ``centres [T, 2]`` its (x, y) centre, ``extent [T]`` its scaled radius
+    and ``size [T]`` the square root of its full mask area per frame (also parts out of the frame or
+    occluded), and its motion facts over the video (True/False/None = unclear)."""
 
     obj_id: int
     colour: str
     kind: str
     texture: str
-    centre: tuple[float, float]
-    radius: float
+    centres: np.ndarray
     extent: np.ndarray
     size: np.ndarray
     motion: dict[str, bool | None]
@@ -69,11 +69,10 @@ class Phrase:
         return tuple(k for k, v in used.items() if v is not None)
 
 
-def _motion_facts(spec: VideoSpec, geo: Layout, k: int) -> dict[str, bool | None]:
-    """Tri-state motion facts of object index ``k`` over the whole video."""
+def _motion_facts(spec: VideoSpec, geo: Layout, k: int, centres: np.ndarray) -> dict[str, bool | None]:
+    """Tri-state motion facts of object index ``k`` (``centres [T, 2]``) over the whole video."""
     obj, poses = spec.objects[k], geo.poses[k]
     short = min(spec.height, spec.width)
-    centres = np.array([[p.x, p.y] for p in poses])
     facts: dict[str, bool | None] = {}
     for name, u in DIRECTIONS.items():
         progress = (centres - centres[0]) @ np.asarray(u)
@@ -106,26 +105,27 @@ def object_facts(spec: VideoSpec, geo: Layout) -> list[ObjectFacts]:
     """Facts of every object of ``spec`` (index ``obj_id - 1``)."""
     out = []
     for k, obj in enumerate(spec.objects):
-        p0 = geo.poses[k][0]
+        centres = np.array([[p.x, p.y] for p in geo.poses[k]], dtype=np.float64)
         extent = obj.radius * np.array([p.scale for p in geo.poses[k]]) * (0.85 if obj.kind in GLYPH_KINDS else 1.0)
-        out.append(ObjectFacts(obj.obj_id, obj.colour, obj.kind, obj.texture, (p0.x, p0.y), float(extent[0]), extent,
-                               np.sqrt(geo.full_area[k].astype(np.float64)), _motion_facts(spec, geo, k)))
+        out.append(ObjectFacts(obj.obj_id, obj.colour, obj.kind, obj.texture, centres, extent,
+                               np.sqrt(geo.full_area[k].astype(np.float64)), _motion_facts(spec, geo, k, centres)))
     return out
 
 
 def _relation(rel: str, a: ObjectFacts, b: ObjectFacts) -> bool | None:
-    """Is ``a`` ``rel`` ``b`` in the first frame (None: unclear)."""
+    """Is ``a`` ``rel`` ``b``: True when it is on every frame, False when it is not on any frame, else None
+    (unclear on some frame, or true on some frames and not on others)."""
     if a.obj_id == b.obj_id:
         return False
-    dx, dy = a.centre[0] - b.centre[0], a.centre[1] - b.centre[1]
-    reach = a.radius + b.radius
+    dx, dy = (a.centres - b.centres).T
+    reach = a.extent + b.extent
     if rel == "next to":
-        gap = math.hypot(dx, dy) - reach
-        return True if gap <= 0.25 * reach else False if gap >= 0.9 * reach else None
-    along, across = {"left of": (-dx, dy), "right of": (dx, dy), "above": (-dy, dx), "below": (dy, dx)}[rel]
-    if along >= 0.6 * reach and abs(across) <= along:
-        return True
-    return False if along <= 0 else None
+        gap = np.hypot(dx, dy) - reach
+        true, false = gap <= 0.25 * reach, gap >= 0.9 * reach
+    else:
+        along, across = {"left of": (-dx, dy), "right of": (dx, dy), "above": (-dy, dx), "below": (dy, dx)}[rel]
+        true, false = (along >= 0.6 * reach) & (np.abs(across) <= along), along <= 0
+    return True if true.all() else False if false.all() else None
 
 
 def _filter(phrase: Phrase, f: ObjectFacts, anchor: ObjectFacts | None) -> bool | None:
@@ -157,7 +157,7 @@ def _extreme(which: str, target: ObjectFacts, other: ObjectFacts, width: int, he
     gap = POSITION_GAP * (width if which in ("left", "right") else height)
     axis = 0 if which in ("left", "right") else 1
     sign = -1.0 if which in ("left", "top") else 1.0
-    return sign * (target.centre[axis] - other.centre[axis]) >= gap
+    return bool(np.all(sign * (target.centres[:, axis] - other.centres[:, axis]) >= gap))
 
 
 def resolve(phrase: Phrase, facts: list[ObjectFacts], width: int, height: int) -> int | None:
