@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from referformer_core.checkpoint import checkpoint_text_encoder, load_checkpoint
 from referformer_core.config import get_config
 from referformer_core.errors import CheckpointError
+from referformer_core.memory import reuse_freed_memory
 from referformer_core.referformer import ReferFormer
 from referformer_core.text import (load_pretrained_text_encoder, load_tokenizer, resolve_text_encoder,
                                   text_spec_from_pretrained)
@@ -177,6 +178,8 @@ def _fit(config: TrainConfig, ctx: DistributedContext, out: Path, log: MetricsLo
     model = build_model(config)
     _check_vocabulary(tokenizer, model, config.text_encoder)
     model.to(ctx.device)
+    if ctx.device.type == "cpu":
+        reuse_freed_memory()  # as the pipeline does: no page faults for the tensors each step frees
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=config.amp and ctx.device.type == "cuda"

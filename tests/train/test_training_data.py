@@ -149,6 +149,16 @@ def test_small_training_set_warns(tiny_config, tmp_path):
     assert json.loads((tmp_path / "run" / "report.json").read_text())["global_step"] == 1
 
 
+def test_training_on_the_cpu_reuses_freed_memory_as_the_pipeline_does(tiny_config, monkeypatch):
+    import train.trainer
+
+    calls = []
+    monkeypatch.setattr(train.trainer, "reuse_freed_memory", lambda: calls.append(1) or True)
+    with pytest.warns(UserWarning, match="only 2 training videos"):
+        train.trainer.fit(tiny_config.replace(max_steps=1))
+    assert calls == [1]
+
+
 def test_cli_trains_and_reports_start_and_best(tiny_data, tokenizer_dir, tmp_path, capsys):
     args = ["--data", str(tiny_data), "--out", str(tmp_path / "cli"), "--config", "tiny", "--text-encoder",
             str(tokenizer_dir), "--num-frames", "2", "--train-scales", "64", "--max-size", "96",
