@@ -18,7 +18,9 @@ then also holds ``t5_fresh_process_s`` (ours), ``official_t5_s``, ``speedup_vs_o
 ``official_pred_masks_max_abs_diff`` (the agreement check) and the single runs (``t5_fresh_process_runs_s``,
 ``official_t5_runs_s``). Ours runs with freed memory kept for reuse, as our pipeline sets it on the CPU; the
 official code with the default allocator, as it runs; ``official_reuse_t5_s`` (and ``_runs_s``) times the official
-code with our setting too, to show how much of the ratio that setting makes. ``--comparison-only`` leaves out our in-process rows and the memory rows. Without
+code with our setting too, to show how much of the ratio that setting makes. On a CPU with native bf16 each round
+also times ours under bf16 autocast (``t5_bf16_fresh_process_s`` and ``_runs_s``, ``bf16_speedup_vs_official``, and
+``bf16_fresh_mask_agreement``: its binary masks against our fp32 ones); elsewhere bf16 is emulated and not timed. ``--comparison-only`` leaves out our in-process rows and the memory rows. Without
 ``--official`` no ratio against the official code is printed: one is valid only when both ran on the same machine
 in the same run.
 """
@@ -129,14 +131,15 @@ def clip_input(t: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def time_child(which: str, official_dir: str | None, threads: int, out_path: str) -> None:
-    """In a fresh process: build ``which`` (``ours``; ``official`` or ``official-reuse``, with our weights), warm up
+    """In a fresh process: build ``which`` (``ours``, ``ours-bf16`` (bf16 autocast); ``official`` or
+    ``official-reuse``, with our weights), warm up
     once on the T=5 input, time one forward; save its ``pred_masks`` to ``out_path`` and print the seconds.
 
     Ours keeps freed memory for reuse as our pipeline does on the CPU (``reuse_freed_memory``); ``official`` runs
     with the process's default allocator, as the official code does; ``official-reuse`` is the official code given
     our allocator setting (how much of the ratio that setting makes)."""
     torch.set_num_threads(threads)
-    if which in ("ours", "official-reuse"):
+    if which in ("ours", "ours-bf16", "official-reuse"):
         reuse_freed_memory()
     model = build_model()
     frames, ids = clip_input()
@@ -153,13 +156,14 @@ def time_child(which: str, official_dir: str | None, threads: int, out_path: str
         from benchmarks.official_shims import run_ours
 
         def forward() -> dict:
-            return run_ours(model, frames, ids)
+            with torch.autocast("cpu", torch.bfloat16, enabled=which == "ours-bf16"):
+                return run_ours(model, frames, ids)
 
     forward()
     start = time.perf_counter()
     out = forward()
     elapsed = time.perf_counter() - start
-    torch.save({"pred_masks": out["pred_masks"].clone()}, out_path)
+    torch.save({"pred_masks": out["pred_masks"].float().clone()}, out_path)
     print(elapsed)
 
 
@@ -183,6 +187,10 @@ class OfficialComparison:
     official_reuse: list[float]
     pred_masks_max_abs_diff: float
     pred_masks_max_abs: float
+    ours_bf16: list[float]
+    """Ours under bf16 autocast; empty where the CPU has no native bf16."""
+    bf16_mask_agreement: float | None
+    """Fraction of pixels where the first round's bf16 binary masks equal our fp32 ones (``None``: not timed)."""
 
     @property
     def ours_t5(self) -> float:
@@ -201,23 +209,38 @@ class OfficialComparison:
         return self.official_t5 / self.ours_t5
 
     @property
+    def ours_bf16_t5(self) -> float:
+        return statistics.median(self.ours_bf16)
+
+    @property
+    def bf16_speedup(self) -> float:
+        return self.official_t5 / self.ours_bf16_t5
+
+    @property
     def agrees(self) -> bool:
         """Within the parity tolerance (``referformer_core.parity``): ``1e-4 + 1e-5 * max |official|``."""
         return self.pred_masks_max_abs_diff <= 1e-4 + 1e-5 * self.pred_masks_max_abs
 
 
-def compare_with_official(official_dir: str, threads: int, repeats: int) -> OfficialComparison:
-    """``repeats`` rounds of fresh processes: ours, the official, the official with our allocator setting; masks
-    compared on the first round."""
-    ours, official, official_reuse = [], [], []
+def compare_with_official(official_dir: str, threads: int, repeats: int, bf16: bool) -> OfficialComparison:
+    """``repeats`` rounds of fresh processes: ours, the official, the official with our allocator setting, and
+    (``bf16``) ours under bf16 autocast; masks compared on the first round."""
+    ours, official, official_reuse, ours_bf16 = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):
             ours.append(fresh_process_t5("ours", None, threads, Path(tmp) / f"ours{i}.pt"))
             official.append(fresh_process_t5("official", official_dir, threads, Path(tmp) / f"official{i}.pt"))
             official_reuse.append(fresh_process_t5("official-reuse", official_dir, threads, Path(tmp) / f"r{i}.pt"))
+            if bf16:
+                ours_bf16.append(fresh_process_t5("ours-bf16", None, threads, Path(tmp) / f"bf16_{i}.pt"))
         a = torch.load(Path(tmp) / "ours0.pt", weights_only=True)["pred_masks"]
         b = torch.load(Path(tmp) / "official0.pt", weights_only=True)["pred_masks"]
-    return OfficialComparison(ours, official, official_reuse, (a - b).abs().max().item(), b.abs().max().item())
+        agreement = None
+        if bf16:
+            c = torch.load(Path(tmp) / "bf16_0.pt", weights_only=True)["pred_masks"]
+            agreement = mask_agreement(a > 0, c > 0)
+    return OfficialComparison(ours, official, official_reuse, (a - b).abs().max().item(), b.abs().max().item(),
+                              ours_bf16, agreement)
 
 
 def in_process_rows(repeats: int, peak: float, report: dict[str, float | list[float]],
@@ -270,7 +293,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="with --official: only the GEMM peak and the fresh-process comparison")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rss-window", default="auto", help=argparse.SUPPRESS)
-    parser.add_argument("--time-child", choices=["ours", "official", "official-reuse"], help=argparse.SUPPRESS)
+    parser.add_argument("--time-child", choices=["ours", "ours-bf16", "official", "official-reuse"], help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -310,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                  (f"peak RSS, {args.long_frames} frames", f"{rss_long:.2f} GB",
                   f"predictor, window from the default {DEFAULT_MAX_MEMORY:g} GB budget")]
     if args.official:
-        cmp = compare_with_official(args.official, args.threads, args.repeats)
+        cmp = compare_with_official(args.official, args.threads, args.repeats, native_bf16_cpu())
         report.update({"t5_fresh_process_s": cmp.ours_t5, "official_t5_s": cmp.official_t5,
                        "speedup_vs_official": cmp.speedup,
                        "official_pred_masks_max_abs_diff": cmp.pred_masks_max_abs_diff,
@@ -331,6 +354,15 @@ def main(argv: list[str] | None = None) -> int:
              f"ours vs official, max |official| {cmp.pred_masks_max_abs:.1f}, "
              f"{'within' if cmp.agrees else 'OUTSIDE'} the parity tolerance"),
         ]
+        if cmp.ours_bf16:
+            report.update({"t5_bf16_fresh_process_s": cmp.ours_bf16_t5, "t5_bf16_fresh_process_runs_s": cmp.ours_bf16,
+                           "bf16_speedup_vs_official": cmp.bf16_speedup,
+                           "bf16_fresh_mask_agreement": cmp.bf16_mask_agreement})
+            rows += [("T=5 bf16, fresh processes", f"{cmp.ours_bf16_t5:.2f} s",
+                      "ours, bf16 autocast (native bf16); runs " + ", ".join(f"{t:.2f}" for t in cmp.ours_bf16)),
+                     ("bf16 speedup vs official", f"{cmp.bf16_speedup:.2f}x",
+                      f"official fp32 / ours bf16, same run; masks agree with our fp32 on "
+                      f"{cmp.bf16_mask_agreement:.4f} of pixels")]
         if not cmp.agrees:
             print("warning: the two models disagree; the comparison is not of the same computation", file=sys.stderr)
     print(f"ReferFormer ResNet-50, CPU, {args.threads} threads, median of {args.repeats}")

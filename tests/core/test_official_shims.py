@@ -4,6 +4,7 @@ The official checkout is never part of this project: the tests that need it look
 ``$REFERFORMER_OFFICIAL_DIR`` or ``/tmp/official_referformer`` and are skipped when it is absent.
 """
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def fast_measures(monkeypatch):
     def fake_fresh(which, official_dir, threads, out_path):
         calls.append(which)
         torch.save({"pred_masks": torch.full((1, 5, 5, 4, 4), 50.0 + (which == "official") * 2e-4)}, out_path)
-        return {"ours": 9.0, "official": 18.0, "official-reuse": 11.0}[which] + len(calls) * 0.01
+        return {"ours": 9.0, "official": 18.0, "official-reuse": 11.0, "ours-bf16": 4.0}[which] + len(calls) * 0.01
 
     monkeypatch.setattr(bench_model, "fresh_process_t5", fake_fresh)
     return calls
@@ -139,3 +140,21 @@ def test_with_official_the_ratio_comes_from_alternating_fresh_processes(fast_mea
     assert report["official_pred_masks_max_abs_diff"] == pytest.approx(2e-4, rel=0.05)
     assert report["t5_360x640_s"] == 10.0 and "peak_rss_gb_36f" not in report
     assert "speedup vs official" in out and "within the parity tolerance" in out
+    assert not [k for k in report if "bf16_fresh" in k or "bf16_speedup" in k], "bf16 is not timed where emulated"
+
+
+def test_with_official_on_a_native_bf16_cpu_bf16_is_timed_in_the_same_rounds(fast_measures, capsys, tmp_path,
+                                                                             monkeypatch):
+    fake = tmp_path / "official"
+    for rel in ("models/referformer.py", "models/ops/functions/ms_deform_attn_func.py", "opts.py", "util/misc.py"):
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text("")
+    monkeypatch.setattr(bench_model, "native_bf16_cpu", lambda: True)
+    assert bench_model.main(["--json", "--official", str(fake), "--comparison-only", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert fast_measures == ["ours", "official", "official-reuse", "ours-bf16"] * 2
+    assert report["t5_bf16_fresh_process_runs_s"] == pytest.approx([4.04, 4.08])
+    assert report["bf16_speedup_vs_official"] == pytest.approx(statistics.median([18.02, 18.06]) / 4.06)
+    assert report["bf16_fresh_mask_agreement"] == 1.0
+    assert "bf16 speedup vs official" in out

@@ -19,7 +19,7 @@ from train.world.__main__ import main as world_main
 from train.world.language import primary_category
 from train.world.semantics import MOTIONS, ObjectFacts, Phrase, resolve
 from train.world.spec import Background, Motion, ObjectSpec, trajectory
-from train.world.vocab import COLOURS, KIND_WORDS
+from train.world.vocab import COLOURS, KIND_WORDS, parse_mix
 
 SIZE = dict(num_frames=4, height=72, width=96)
 SMALL = AugmentOptions(scales=(64,), max_size=96, crop_scales=(72,), crop_min_size=40, crop_max_size=64)
@@ -268,3 +268,36 @@ def test_cli_writes_a_split_and_prints_progress(tmp_path, capsys):
     assert "videos 2/2" in printed and "wrote 2 heldout videos" in printed and "ms/frame" in printed
     assert sorted(p.name for p in (out / "JPEGImages").iterdir()) == ["heldout_0000", "heldout_0001"]
     assert json.loads((out / "world.json").read_text())["split"] == "heldout"
+
+
+def test_mix_reweighs_expression_categories():
+    mix = parse_mix("relation=1, kind=1, colour=0")
+    assert sum(mix.values()) == pytest.approx(1.0) and mix["colour"] == 0
+    assert mix["relation"] == pytest.approx(1 / (2 + sum(MIX_WEIGHTS.values()) - MIX_WEIGHTS["relation"]
+                                                 - MIX_WEIGHTS["kind"] - MIX_WEIGHTS["colour"]))
+    default = [primary_category(e.attributes) for s in _specs("train", 20, seed=3) for e in s.expressions]
+    weighed = [primary_category(e.attributes) for i in range(20)
+               for e in video_spec("train", 3, i, **SIZE, mix=mix).expressions]
+    assert weighed.count("relation") > 2 * max(default.count("relation"), 1)
+    assert weighed.count("colour") < default.count("colour") / 2
+    assert parse_mix("") == MIX_WEIGHTS
+
+
+@pytest.mark.parametrize("text, message", [("relation", "CATEGORY=WEIGHT"), ("shape=1", "CATEGORY=WEIGHT"),
+                                           ("kind=lots", "not a number"), ("kind=-1", "non-negative"),
+                                           ("kind=nan", "non-negative"),
+                                           (",".join(f"{k}=0" for k in MIX_WEIGHTS), "every category")])
+def test_mix_rejects_bad_weights_with_one_line(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_mix(text)
+
+
+def test_cli_mix_is_recorded_and_bad_mix_exits_with_usage(tmp_path, capsys):
+    out = tmp_path / "mixed"
+    assert world_main([str(out), "--videos", "1", "--frames", "2", "--height", "48", "--width", "64",
+                       "--mix", "relation=0.5"]) == 0
+    assert json.loads((out / "world.json").read_text())["mix_weights"] == parse_mix("relation=0.5")
+    with pytest.raises(SystemExit) as exit_info:
+        world_main([str(tmp_path / "bad"), "--mix", "relation=x"])
+    assert exit_info.value.code == 2 and "not a number" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -1,5 +1,6 @@
 """``python -m train.world OUT [--split train|heldout] [--videos N] [--frames T] [--height H] [--width W]
-[--seed S] [--workers N]``: write one split of the referring world (Ref-Youtube-VOS layout) to OUT."""
+[--seed S] [--workers N] [--mix CATEGORY=W,...]``: write one split of the referring world (Ref-Youtube-VOS
+layout) to OUT."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ from pathlib import Path
 import cv2
 
 from .generate import generate_world
-from .vocab import SPLITS
+from .vocab import MIX_WEIGHTS, SPLITS, parse_mix
 
 
 def _progress(done: int, total: int) -> None:
@@ -33,11 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="render in N processes (same files)")
+    parser.add_argument("--mix", default="", metavar="CATEGORY=W,...",
+                        help="re-weigh expression categories, e.g. relation=0.2,kind=0.25 (the others keep their "
+                             f"weights, then all are scaled to sum to 1; defaults: "
+                             f"{', '.join(f'{k}={v}' for k, v in MIX_WEIGHTS.items())})")
     args = parser.parse_args(argv)
+    try:
+        mix = parse_mix(args.mix)
+    except ValueError as error:
+        parser.error(str(error))
     cv2.setNumThreads(1)  # one core per generator process: --workers for more
     start = time.perf_counter()
     out = generate_world(args.out, args.split, args.videos, args.frames, args.height, args.width, args.seed,
-                         progress=_progress, workers=args.workers)
+                         progress=_progress, workers=args.workers, mix=mix)
     seconds = time.perf_counter() - start
     counts = json.loads((out / "world.json").read_text())["counts"]
     print(f"wrote {counts['videos']} {args.split} videos ({counts['frames']} frames of {args.height}x{args.width}, "

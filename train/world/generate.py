@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 from PIL import Image
@@ -50,9 +50,9 @@ def write_video(out: Path, spec: VideoSpec, frames: np.ndarray, labels: np.ndarr
 
 
 def _write_one(job: tuple) -> tuple[VideoSpec, dict, dict]:
-    """Render and write video ``index`` of ``(out, split, seed, index, num_frames, height, width)``."""
-    out, split, seed, index, num_frames, height, width = job
-    spec = video_spec(split, seed, index, num_frames, height, width)
+    """Render and write video ``index`` of ``(out, split, seed, index, num_frames, height, width, mix)``."""
+    out, split, seed, index, num_frames, height, width, mix = job
+    spec = video_spec(split, seed, index, num_frames, height, width, mix)
     frames, labels, _ = render_video(spec)
     return (spec, *write_video(out, spec, frames, labels))
 
@@ -74,13 +74,15 @@ def _written_videos(jobs: list[tuple], workers: int) -> Iterator[tuple[VideoSpec
 
 def generate_world(out: str | Path, split: str = "train", num_videos: int = 400, num_frames: int = 12,
                    height: int = 240, width: int = 320, seed: int = 0,
-                   progress: Callable[[int, int], None] | None = None, workers: int = 1) -> Path:
+                   progress: Callable[[int, int], None] | None = None, workers: int = 1,
+                   mix: Mapping[str, float] | None = None) -> Path:
     """Generate ``num_videos`` videos of ``split`` ("train" or "heldout") into ``out``; returns ``out``.
 
     Video ``i`` is named ``<split>_<i:04d>`` and depends only on ``(split, seed, i)`` and the sizes
     (:func:`~train.world.sampling.video_spec`), so the same arguments give byte-identical files.
     ``progress(done, total)`` is called after each video. ``workers`` > 1 renders videos in that many
-    processes; the files are the same as with one.
+    processes; the files are the same as with one. ``mix`` weighs the expression categories (default
+    :data:`~train.world.vocab.MIX_WEIGHTS`; ``world.json`` records the one used).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +91,7 @@ def generate_world(out: str | Path, split: str = "train", num_videos: int = 400,
     objects = 0
     attributes = {a: 0 for a in ATTRIBUTES}
     categories = {c: 0 for c in MIX_WEIGHTS}
-    jobs = [(out, split, seed, i, num_frames, height, width) for i in range(num_videos)]
+    jobs = [(out, split, seed, i, num_frames, height, width, mix) for i in range(num_videos)]
     for i, (spec, video_meta, video_expressions) in enumerate(_written_videos(jobs, workers)):
         meta[spec.name], meta_expressions[spec.name] = video_meta, video_expressions
         objects += len(spec.objects)
@@ -110,7 +112,7 @@ def generate_world(out: str | Path, split: str = "train", num_videos: int = 400,
         "height": height,
         "width": width,
         "held_out_pairs": [list(p) for p in HELD_OUT_PAIRS],
-        "mix_weights": MIX_WEIGHTS,
+        "mix_weights": dict(MIX_WEIGHTS if mix is None else mix),
         "counts": {
             "videos": num_videos,
             "frames": num_videos * num_frames,

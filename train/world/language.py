@@ -7,6 +7,7 @@ that :func:`~train.world.semantics.resolve` maps back to the target, and renders
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -172,13 +173,15 @@ def valid_phrases(category: str, target: ObjectFacts, facts: list[ObjectFacts], 
 
 
 def expressions_for(target: ObjectFacts, facts: list[ObjectFacts], count: int, width: int, height: int,
-                    rng: np.random.Generator, anchor_ids: tuple[int, ...]) -> list[tuple[str, tuple[str, ...]]]:
+                    rng: np.random.Generator, anchor_ids: tuple[int, ...],
+                    mix: Mapping[str, float] | None = None) -> list[tuple[str, tuple[str, ...]]]:
     """Up to ``count`` distinct ``(text, attribute groups)`` that each pick out ``target`` alone.
 
     Each expression's category is drawn among those with a valid phrase for the target, with weight
-    ``MIX_WEIGHTS / FEASIBILITY`` (so that the overall mix follows :data:`MIX_WEIGHTS`); a category
-    already used for this target weighs a third. Simpler phrases (fewer attributes) are preferred.
+    ``mix / FEASIBILITY`` (so that the overall mix follows ``mix``, by default :data:`MIX_WEIGHTS`); a
+    category already used for this target weighs a third. Simpler phrases (fewer attributes) are preferred.
     """
+    mix = MIX_WEIGHTS if mix is None else mix
     names = list(MIX_WEIGHTS)
     valid = {n: valid_phrases(n, target, facts, width, height, anchor_ids) for n in names}
     used: dict[str, int] = {}
@@ -187,7 +190,7 @@ def expressions_for(target: ObjectFacts, facts: list[ObjectFacts], count: int, w
     for _ in range(4 * count):
         if len(out) == count:
             break
-        weights = np.array([MIX_WEIGHTS[n] / FEASIBILITY[n] * (1 / 3) ** used.get(n, 0) if valid[n] else 0.0
+        weights = np.array([mix[n] / FEASIBILITY[n] * (1 / 3) ** used.get(n, 0) if valid[n] else 0.0
                             for n in names])
         if weights.sum() <= 0:
             break

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -158,11 +159,13 @@ def _draw(rng: np.random.Generator, split: str, seed: int, index: int, num_frame
 
 
 def video_spec(split: str, seed: int, index: int, num_frames: int = 12, height: int = 240,
-               width: int = 320) -> VideoSpec:
+               width: int = 320, mix: Mapping[str, float] | None = None) -> VideoSpec:
     """The spec of video ``index`` of ``split`` for ``seed``: 2-4 referred objects (fewer when the scene
     has fewer referable ones), 2-3 expressions each; in ``heldout`` object 1 has a held-out (colour, kind)
     pair and is referred; an object that can be told apart by its size is referred first (size phrases
-    are rare otherwise). Redraws the scene until the constraints hold (RuntimeError if it never does)."""
+    are rare otherwise). ``mix`` weighs the expression categories (default
+    :data:`~train.world.vocab.MIX_WEIGHTS`). Redraws the scene until the constraints hold (RuntimeError if it
+    never does)."""
     rng = video_rng(split, seed, index)
     for _ in range(MAX_ATTEMPTS):
         spec = _draw(rng, split, seed, index, num_frames, height, width)
@@ -182,7 +185,7 @@ def video_spec(split: str, seed: int, index: int, num_frames: int = 12, height: 
             if len(referred) == wanted:
                 break
             found = expressions_for(facts[obj_id - 1], facts, int(rng.integers(2, 4)), width, height, rng,
-                                    tuple(ok))
+                                    tuple(ok), mix)
             if found:
                 referred.append(obj_id)
                 expressions += [Expression(text, obj_id, attrs) for text, attrs in found]

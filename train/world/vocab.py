@@ -70,6 +70,29 @@ MIX_WEIGHTS: dict[str, float] = {
 """Probability of each expression category being tried first for a referred object ("kind" covers
 kind-only and texture expressions); a category impossible for the object falls back to the others."""
 
+
+def parse_mix(text: str) -> dict[str, float]:
+    """:data:`MIX_WEIGHTS` with the categories named in ``text`` ("relation=0.2,kind=0.25") re-weighted, all
+    scaled to sum to 1. ValueError, naming the problem, for an unknown category, a weight that is not a
+    non-negative number, or weights that leave nothing to draw."""
+    mix = dict(MIX_WEIGHTS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in mix:
+            raise ValueError(f"mix: expected CATEGORY=WEIGHT with CATEGORY one of {', '.join(mix)}, got {item!r}")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"mix: the weight of {name} is not a number: {value.strip()!r}") from None
+        if not weight >= 0 or weight == float("inf"):
+            raise ValueError(f"mix: the weight of {name} must be a non-negative number, got {value.strip()}")
+        mix[name] = weight
+    total = sum(mix.values())
+    if total <= 0:
+        raise ValueError("mix: every category has weight 0")
+    return {name: weight / total for name, weight in mix.items()}
+
 PALETTE: list[int] = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0, 0, 0, 128, 128, 0, 128, 0, 128, 128,
                       128, 128, 128, 64, 0, 0] + [0] * (256 * 3 - 27)
 """Palette of the label PNGs: index 0 black (background), ids 1..8 the DAVIS colours."""
