@@ -10,10 +10,10 @@ from studio.samples import list_samples
 from train import metrics
 from train.world import render_video, video_spec
 
-MEASURED_SAMPLE_J_AND_F = {"sample_1": 0.567, "sample_2": 0.873, "sample_3": 0.313}
+MEASURED_SAMPLE_J_AND_F = {"sample_1": 0.567, "sample_2": 0.706, "sample_3": 0.409}
 """J&F of the shipped weights on each sample (see the model card): the mean is far from the issue's 0.85 aim."""
 MIN_MEAN_J_AND_F = 0.53
-"""The mean over the samples must stay near the measured 0.584 (random weights: 0.03, model card)."""
+"""The mean over the samples must stay near the measured 0.561 (random weights: 0.03, model card)."""
 
 
 @pytest.fixture(scope="module")
