@@ -20,9 +20,9 @@ then also holds ``t5_fresh_process_s`` (ours), ``official_t5_s``, ``speedup_vs_o
 official code with the default allocator, as it runs; ``official_reuse_t5_s`` (and ``_runs_s``) times the official
 code with our setting too, to show how much of the ratio that setting makes. On a CPU with native bf16 each round
 also times ours under bf16 autocast (``t5_bf16_fresh_process_s`` and ``_runs_s``, ``bf16_speedup_vs_official``, and
-``bf16_fresh_mask_agreement``: its binary masks against our fp32 ones); elsewhere bf16 is emulated and not timed. ``--comparison-only`` leaves out our in-process rows and the memory rows. Without
-``--official`` no ratio against the official code is printed: one is valid only when both ran on the same machine
-in the same run.
+``bf16_fresh_mask_agreement``: its binary masks against our fp32 ones); elsewhere bf16 is emulated and not timed.
+``--comparison-only`` leaves out our in-process rows and the memory rows. Without ``--official`` no ratio against
+the official code is printed: one is valid only when both ran on the same machine in the same run.
 """
 from __future__ import annotations
 
@@ -132,8 +132,8 @@ def clip_input(t: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
 
 def time_child(which: str, official_dir: str | None, threads: int, out_path: str) -> None:
     """In a fresh process: build ``which`` (``ours``, ``ours-bf16`` (bf16 autocast); ``official`` or
-    ``official-reuse``, with our weights), warm up
-    once on the T=5 input, time one forward; save its ``pred_masks`` to ``out_path`` and print the seconds.
+    ``official-reuse``, with our weights), warm up once on the T=5 input, time one forward; save its
+    ``pred_masks`` (float32) to ``out_path`` and print the seconds.
 
     Ours keeps freed memory for reuse as our pipeline does on the CPU (``reuse_freed_memory``); ``official`` runs
     with the process's default allocator, as the official code does; ``official-reuse`` is the official code given
@@ -293,7 +293,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="with --official: only the GEMM peak and the fresh-process comparison")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rss-window", default="auto", help=argparse.SUPPRESS)
-    parser.add_argument("--time-child", choices=["ours", "ours-bf16", "official", "official-reuse"], help=argparse.SUPPRESS)
+    parser.add_argument("--time-child", choices=["ours", "ours-bf16", "official", "official-reuse"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -367,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
             print("warning: the two models disagree; the comparison is not of the same computation", file=sys.stderr)
     print(f"ReferFormer ResNet-50, CPU, {args.threads} threads, median of {args.repeats}")
     if args.official:
-        print(f"official code: {args.official} (fresh processes alternating ours / official / official with our allocator)")
+        bf16 = " / ours in bf16" if native_bf16_cpu() else ""
+        print(f"official code: {args.official} (fresh processes alternating ours / official / official with our "
+              f"allocator{bf16})")
     print(f"{'measure':<28}{'value':>16}  note")
     for name, value, note in rows:
         print(f"{name:<28}{value:>16}  {note}")

@@ -78,11 +78,12 @@ def generate_world(out: str | Path, split: str = "train", num_videos: int = 400,
                    mix: Mapping[str, float] | None = None) -> Path:
     """Generate ``num_videos`` videos of ``split`` ("train" or "heldout") into ``out``; returns ``out``.
 
-    Video ``i`` is named ``<split>_<i:04d>`` and depends only on ``(split, seed, i)`` and the sizes
+    Video ``i`` is named ``<split>_<i:04d>`` and depends only on ``(split, seed, i)``, the sizes and ``mix``
     (:func:`~train.world.sampling.video_spec`), so the same arguments give byte-identical files.
     ``progress(done, total)`` is called after each video. ``workers`` > 1 renders videos in that many
-    processes; the files are the same as with one. ``mix`` weighs the expression categories (default
-    :data:`~train.world.vocab.MIX_WEIGHTS`; ``world.json`` records the one used).
+    processes; the files are the same as with one. ``mix`` weighs every expression category (default
+    :data:`~train.world.vocab.MIX_WEIGHTS`; :func:`~train.world.vocab.parse_mix` makes one; ``world.json`` records
+    the one used).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
