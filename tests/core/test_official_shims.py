@@ -120,13 +120,20 @@ def test_without_official_no_ratio_is_printed_and_the_json_line_parses(fast_meas
     assert fast_measures == [], "no official process is started"
 
 
-def test_with_official_the_ratio_comes_from_alternating_fresh_processes(fast_measures, capsys, tmp_path,
-                                                                         monkeypatch):
+@pytest.fixture
+def fake_official(tmp_path) -> Path:
+    """A folder with the files ``check_official_dir`` looks for (the fresh processes are stubbed)."""
     fake = tmp_path / "official"
     for rel in ("models/referformer.py", "models/ops/functions/ms_deform_attn_func.py", "opts.py", "util/misc.py"):
         (fake / rel).parent.mkdir(parents=True, exist_ok=True)
         (fake / rel).write_text("")
-    assert bench_model.main(["--json", "--official", str(fake), "--skip-memory", "--repeats", "3"]) == 0
+    return fake
+
+
+def test_with_official_the_ratio_comes_from_alternating_fresh_processes(fast_measures, capsys, fake_official,
+                                                                         monkeypatch):
+    monkeypatch.setattr(bench_model, "native_bf16_cpu", lambda: False)
+    assert bench_model.main(["--json", "--official", str(fake_official), "--skip-memory", "--repeats", "3"]) == 0
     out = capsys.readouterr().out
     report = json.loads(out.strip().splitlines()[-1])
     assert fast_measures == ["ours", "official", "official-reuse"] * 3
@@ -143,14 +150,10 @@ def test_with_official_the_ratio_comes_from_alternating_fresh_processes(fast_mea
     assert not [k for k in report if "bf16_fresh" in k or "bf16_speedup" in k], "bf16 is not timed where emulated"
 
 
-def test_with_official_on_a_native_bf16_cpu_bf16_is_timed_in_the_same_rounds(fast_measures, capsys, tmp_path,
+def test_with_official_on_a_native_bf16_cpu_bf16_is_timed_in_the_same_rounds(fast_measures, capsys, fake_official,
                                                                              monkeypatch):
-    fake = tmp_path / "official"
-    for rel in ("models/referformer.py", "models/ops/functions/ms_deform_attn_func.py", "opts.py", "util/misc.py"):
-        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
-        (fake / rel).write_text("")
     monkeypatch.setattr(bench_model, "native_bf16_cpu", lambda: True)
-    assert bench_model.main(["--json", "--official", str(fake), "--comparison-only", "--repeats", "2"]) == 0
+    assert bench_model.main(["--json", "--official", str(fake_official), "--comparison-only", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     report = json.loads(out.strip().splitlines()[-1])
     assert fast_measures == ["ours", "official", "official-reuse", "ours-bf16"] * 2
