@@ -96,6 +96,10 @@ MODEL_CONFIGS["small"] = ReferFormerConfig(backbone="efficientnet_lite0", text_e
                                            nheads=4, enc_layers=1, dec_layers=3, dim_feedforward=384, mask_dim=48)
 """The bundled model's sizes: the official widths (256 wide, 4+4 layers, FFN 2048) ran at 1.6 fps at 240x320 on 2
 CPU cores; these run at about 9 fps there, mostly in EfficientNet-Lite0 (see the model card)."""
+MODEL_CONFIGS["small_official_widths"] = ReferFormerConfig(backbone="efficientnet_lite0", text_encoder=dict(MINILM_L6))
+"""``small``'s backbone and text encoder with the official transformer and FPN sizes (256 wide, 8 heads, 4+4
+layers, FFN 2048, mask features 256): trained beside ``small`` for the same CPU time, it prices the sizing (model
+card)."""
 MODEL_CONFIGS["tiny"] = ReferFormerConfig(backbone="efficientnet_lite0", text_encoder=dict(TINY_ROBERTA), hidden_dim=64,
                                           enc_layers=1, dec_layers=2, dim_feedforward=128, mask_dim=64)
 

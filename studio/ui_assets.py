@@ -76,4 +76,5 @@ CSS = """
 #transport button { font-size: 0.9em; }
 #confidence img { cursor: crosshair; }
 #viewer img { object-fit: contain; }
+#sample_select input { font-size: 0.85em; text-overflow: ellipsis; padding-right: 1.6em; }
 """

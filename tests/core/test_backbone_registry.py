@@ -22,7 +22,7 @@ def test_every_registered_variant_is_recognised_from_its_own_weights(name):
 def test_names_and_named_configs_derive_from_the_families():
     official = [n for f in FAMILIES if f.official for n in f.variants]
     assert official == backbone_names(official_only=True)
-    assert [n for n in MODEL_CONFIGS if n not in ("small", "tiny")] == official
+    assert [n for n in MODEL_CONFIGS if n not in ("small", "small_official_widths", "tiny")] == official
     assert all(get_config(n).backbone == n for n in official)
     assert set(backbone_names()) == set(official) | {"efficientnet_lite0"}
 
