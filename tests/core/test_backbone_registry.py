@@ -4,7 +4,7 @@ import torch
 
 from referformer_core.backbones import FAMILIES, backbone_from_weights, backbone_names, build_backbone
 from referformer_core.checkpoint import infer_backbone
-from referformer_core.config import MODEL_CONFIGS, get_config
+from referformer_core.config import MODEL_CONFIGS, ReferFormerConfig, get_config
 from referformer_core.errors import CheckpointError, ConfigError, ReferFormerError
 
 
@@ -25,6 +25,13 @@ def test_names_and_named_configs_derive_from_the_families():
     assert [n for n in MODEL_CONFIGS if n not in ("small", "small_official_widths", "tiny")] == official
     assert all(get_config(n).backbone == n for n in official)
     assert set(backbone_names()) == set(official) | {"efficientnet_lite0"}
+
+
+def test_small_official_widths_changes_only_the_sizes_small_shrank():
+    small, wide, official = get_config("small"), get_config("small_official_widths"), ReferFormerConfig()
+    shrunk = ("hidden_dim", "nheads", "enc_layers", "dec_layers", "dim_feedforward", "mask_dim")
+    assert all(getattr(wide, k) == getattr(official, k) != getattr(small, k) for k in shrunk)
+    assert wide.replace(**{k: getattr(small, k) for k in shrunk}) == small
 
 
 def test_unknown_names_and_variants_are_one_line_errors():
