@@ -77,3 +77,5 @@ def test_text_probe_shows_the_queries_hardly_tell_a_relation_from_its_swap(predi
     with pytest.raises(SystemExit) as exit_info:
         text_probe_main(["just one"])
     assert exit_info.value.code == 2
+    assert text_probe_main(["a", "b", "--checkpoint", "/nonexistent.pth"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "error: checkpoint /nonexistent.pth does not exist"
