@@ -33,6 +33,9 @@ class ReferFormerConfig:
 
     ``text_encoder`` holds the keyword arguments of a ``transformers`` config (``model_type`` included),
     so the model can be built without any file; weights come from the checkpoint.
+    ``sentence_refiner_layers`` (ours, 0 in the official models): transformer layers of width
+    ``sentence_refiner_dim`` over the word features whose pooled output is added to the sentence feature
+    (``sentence_refiner.py``).
     """
 
     backbone: str = "resnet50"
@@ -51,6 +54,8 @@ class ReferFormerConfig:
     controller_layers: int = 3
     dynamic_mask_channels: int = 8
     rel_coord: bool = True
+    sentence_refiner_layers: int = 0
+    sentence_refiner_dim: int = 192
 
     @property
     def text_hidden_size(self) -> int:

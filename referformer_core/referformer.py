@@ -16,6 +16,7 @@ from .fpn import CrossModalFPNDecoder
 from .fusion import VisionLanguageFusionModule
 from .heads import MLP, FeatureResizer, dynamic_mask_logits, dynamic_params_sizes
 from .position import PositionEmbeddingSine1D, PositionEmbeddingSine2D
+from .sentence_refiner import SentenceRefiner
 from .text import build_text_encoder
 from .transformer import DeformableTransformer, inverse_sigmoid
 
@@ -114,6 +115,9 @@ class ReferFormer(nn.Module):
 
         self.text_encoder = build_text_encoder(config.text_encoder)
         self.resizer = FeatureResizer(config.text_hidden_size, hidden, dropout=0.1)
+        self.sentence_refiner = None
+        if config.sentence_refiner_layers:
+            self.add_sentence_refiner()
         self.fusion_module = VisionLanguageFusionModule(d_model=hidden, nhead=8)
         self.text_pos = PositionEmbeddingSine1D(hidden)
 
@@ -130,8 +134,20 @@ class ReferFormer(nn.Module):
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> TextFeatures:
         """Token ids ``[B, Lt]`` and attention mask ``[B, Lt]`` (1 on tokens) -> resized text features."""
         out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return TextFeatures(words=self.resizer(out.last_hidden_state), mask=attention_mask.ne(1),
-                            sentence=self.resizer(out.pooler_output))
+        sentence = self.resizer(out.pooler_output)
+        if self.sentence_refiner is not None:
+            sentence = sentence + self.sentence_refiner(out.last_hidden_state, attention_mask)
+        return TextFeatures(words=self.resizer(out.last_hidden_state), mask=attention_mask.ne(1), sentence=sentence)
+
+    def add_sentence_refiner(self, num_layers: int | None = None) -> None:
+        """Give the model a fresh ``SentenceRefiner`` (``num_layers`` or the config's); its zero output leaves what
+        the model computes unchanged until it is trained."""
+        layers = num_layers or self.config.sentence_refiner_layers
+        if layers < 1:
+            raise ValueError(f"a sentence refiner needs at least one layer, got {layers}")
+        self.config = self.config.replace(sentence_refiner_layers=layers)
+        self.sentence_refiner = SentenceRefiner(self.config.text_hidden_size, self.config.hidden_dim,
+                                                self.config.sentence_refiner_dim, layers)
 
     def encode_frames(self, frames: Tensor, padding_mask: Tensor | None = None) -> VisualFeatures:
         """The text-independent part: backbone features, their masks and encodings, input projections.

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--resume", default=None, help="continue this interrupted run exactly (our checkpoint.pth)")
     model.add_argument("--no-imagenet-backbone", dest="imagenet_backbone", action="store_false",
                        help="from scratch: random backbone instead of its offline ImageNet weights")
+    model.add_argument("--sentence-refiner-layers", type=int, choices=range(9), default=d.sentence_refiner_layers,
+                       metavar="N",
+                       help="trainable layers over the word features that sharpen the sentence feature (0: none); "
+                            "added fresh to a --pretrained model without them")
     model.add_argument("--text-encoder", default=d.text_encoder,
                        help="tokenizer folder or cached model id (its weights are used when starting from scratch)")
     opt = p.add_argument_group("optimisation")
@@ -58,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--lr", type=float, default=d.lr)
     opt.add_argument("--lr-backbone", type=float, default=d.lr_backbone)
     opt.add_argument("--lr-text-encoder", type=float, default=d.lr_text_encoder)
+    opt.add_argument("--lr-sentence-refiner", type=float, default=d.lr_sentence_refiner)
     opt.add_argument("--freeze-text-encoder", action="store_true")
     opt.add_argument("--lr-linear-proj-mult", type=float, default=d.lr_linear_proj_mult)
     opt.add_argument("--weight-decay", type=float, default=d.weight_decay)

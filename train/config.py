@@ -19,9 +19,12 @@ class TrainConfig:
     official or our checkpoint) gives the starting weights and the model config; ``resume`` continues an
     interrupted run of ours exactly. ``text_encoder`` is the tokenizer (and, from scratch, the pretrained
     text weights when the folder holds them); ``imagenet_backbone``: from scratch, start the backbone from the
-    ImageNet weights it ships offline (EfficientNet-Lite0), if any.
+    ImageNet weights it ships offline (EfficientNet-Lite0), if any. ``sentence_refiner_layers`` > 0 gives the
+    model a ``SentenceRefiner`` of that depth (from scratch, or added fresh to a ``pretrained`` model that has none;
+    a model that has one keeps it).
     Optimisation: AdamW with four parameter groups (rest ``lr``, backbone ``lr_backbone``, text encoder
-    ``lr_text_encoder`` or frozen, deformable offsets/reference points ``lr * lr_linear_proj_mult``),
+    ``lr_text_encoder`` or frozen, deformable offsets/reference points ``lr * lr_linear_proj_mult``), and
+    ``lr_sentence_refiner`` for a model with a ``SentenceRefiner`` (it starts from scratch, so it learns faster),
     ``MultiStepLR`` at the ``lr_drop`` epochs, gradient clipping at ``clip_max_norm``.
     """
 
@@ -36,6 +39,7 @@ class TrainConfig:
     resume: str | None = None
     text_encoder: str = "roberta-base"
     imagenet_backbone: bool = True
+    sentence_refiner_layers: int = 0
     epochs: int = 10
     max_steps: int | None = None
     batch_size: int = 1
@@ -51,6 +55,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_backbone: float = 5e-5
     lr_text_encoder: float = 1e-5
+    lr_sentence_refiner: float = 5e-4
     freeze_text_encoder: bool = False
     lr_linear_proj_names: tuple[str, ...] = ("reference_points", "sampling_offsets")
     lr_linear_proj_mult: float = 1.0

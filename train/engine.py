@@ -21,6 +21,8 @@ from train.losses import LOSS_NAMES, SetCriterion, build_weight_dict, weighted_t
 from train.matcher import HungarianMatcher
 
 PARAM_GROUPS = ("rest", "backbone", "text_encoder", "linear_proj")
+REFINER_GROUP = "sentence_refiner"
+"""A fifth group, after the official four, only for models with a ``SentenceRefiner`` (ours)."""
 
 
 class TrainingDivergedError(ReferFormerError, FloatingPointError):
@@ -43,6 +45,8 @@ class TrainingModel(nn.Module):
 
 def param_group_of(name: str, config: TrainConfig) -> str:
     """Which of ``PARAM_GROUPS`` the parameter ``name`` belongs to (official keyword matching)."""
+    if name.startswith(f"{REFINER_GROUP}."):
+        return REFINER_GROUP
     if "backbone.0" in name:
         return "backbone"
     if "text_encoder" in name:
@@ -53,17 +57,19 @@ def param_group_of(name: str, config: TrainConfig) -> str:
 
 
 def build_optimizer(model: ReferFormer, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over the four official parameter groups (in the official order, so optimiser states transfer);
-    a frozen text encoder gets ``requires_grad=False`` and an empty group."""
+    """AdamW over the four official parameter groups (in the official order, so optimiser states transfer),
+    then ``REFINER_GROUP`` at ``lr_sentence_refiner`` when the model has one; a frozen text encoder gets
+    ``requires_grad=False`` and an empty group."""
     if config.freeze_text_encoder:
         model.text_encoder.requires_grad_(False)
     lrs = {"rest": config.lr, "backbone": config.lr_backbone, "text_encoder": config.lr_text_encoder,
-           "linear_proj": config.lr * config.lr_linear_proj_mult}
-    groups: dict[str, list[Tensor]] = {g: [] for g in PARAM_GROUPS}
+           "linear_proj": config.lr * config.lr_linear_proj_mult, REFINER_GROUP: config.lr_sentence_refiner}
+    names = PARAM_GROUPS + ((REFINER_GROUP,) if model.sentence_refiner is not None else ())
+    groups: dict[str, list[Tensor]] = {g: [] for g in names}
     for name, param in model.named_parameters():
         if param.requires_grad:
             groups[param_group_of(name, config)].append(param)
-    return torch.optim.AdamW([{"params": groups[g], "lr": lrs[g]} for g in PARAM_GROUPS], lr=config.lr,
+    return torch.optim.AdamW([{"params": groups[g], "lr": lrs[g]} for g in names], lr=config.lr,
                              weight_decay=config.weight_decay)
 
 

@@ -87,8 +87,13 @@ def build_model(config: TrainConfig) -> ReferFormer:
     backbone's ImageNet weights when it ships them offline (EfficientNet-Lite0)."""
     start = config.resume or config.pretrained
     if start:
-        return load_checkpoint(start).train()
+        model = load_checkpoint(start)
+        if config.sentence_refiner_layers and model.sentence_refiner is None and not config.resume:
+            model.add_sentence_refiner(config.sentence_refiner_layers)
+        return model.train()
     model_config = get_config(config.config)
+    if config.sentence_refiner_layers:
+        model_config = model_config.replace(sentence_refiner_layers=config.sentence_refiner_layers)
     has_weights = _has_text_weights(config.text_encoder)
     if has_weights:
         model_config = model_config.replace(text_encoder=text_spec_from_pretrained(config.text_encoder))
