@@ -1,0 +1,119 @@
+"""How far the studio's candidate tracks take a user: J&F of the model's choice and of the best of its top k.
+
+    python -m train.candidates --data DIR [--checkpoint CKPT] [--json]
+
+For every expression of a Ref-Youtube-VOS-layout folder with ground truth, each candidate track (one per query,
+best mean score first: the order the studio's candidate picker offers them) is scored against the truth.
+"Best of k" is the mean J&F when, per expression, the best of the first k candidates is kept: k = 1 is the model's
+own choice (what ``train.predict`` + ``train.evaluate`` report), k = 2 one look at the runner-up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from referformer_core.errors import ReferFormerError
+from referformer_core.predictor import VideoPredictor
+from train import metrics
+from train.evaluate import Expression, load_expressions, read_label_map
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """J&F ``[Q]`` of one expression's candidate tracks, in the order offered (the model's choice first)."""
+
+    expression: Expression
+    j_and_f: np.ndarray
+
+
+def score_candidates(predictor: VideoPredictor, data: str | Path, progress: bool = True) -> list[CandidateResult]:
+    """Every expression's candidate tracks scored against ``data``'s ground truth, video by video."""
+    data = Path(data)
+    by_video: dict[str, list[Expression]] = {}
+    for exp in load_expressions(data / "meta_expressions.json"):
+        by_video.setdefault(exp.video, []).append(exp)
+    texts = json.loads((data / "meta_expressions.json").read_text())["videos"]
+    results = []
+    for done, (video, expressions) in enumerate(by_video.items(), 1):
+        frames = expressions[0].frames
+        state = predictor.init_state(np.stack([np.asarray(Image.open(data / "JPEGImages" / video / f"{f}.jpg")
+                                                          .convert("RGB")) for f in frames]))
+        for obj, exp in enumerate(expressions, 1):
+            predictor.add_expression(state, obj, texts[video]["expressions"][exp.exp_id]["exp"])
+        predictor.run(state)
+        labels = np.stack([read_label_map(data / "Annotations" / video / f"{f}.png") for f in frames])
+        for obj, exp in enumerate(expressions, 1):
+            truth = labels == exp.obj_id
+            scores = [metrics.j_and_f(track.masks, truth).j_and_f for track in predictor.candidate_tracks(state, obj)]
+            results.append(CandidateResult(exp, np.array(scores)))
+        if progress:
+            print(f"\rscoring candidates: video {done}/{len(by_video)}", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    return results
+
+
+def best_of(results: list[CandidateResult], k: int) -> float:
+    """Mean over expressions of the best J&F among the first ``k`` candidates."""
+    return float(np.mean([r.j_and_f[:k].max() for r in results]))
+
+
+def summarize(results: list[CandidateResult]) -> dict:
+    """``best_of`` (k -> J&F), ``per_attribute`` (attribute -> k -> J&F, with ``count``) and
+    ``best_rank_share`` (share of expressions whose best candidate is offered at each place)."""
+    if not results:
+        raise ReferFormerError("no expressions to score")
+    ks = range(1, max(len(r.j_and_f) for r in results) + 1)
+    attributes = sorted({a for r in results for a in r.expression.attributes})
+    per_attribute = {}
+    for attribute in attributes:
+        rows = [r for r in results if attribute in r.expression.attributes]
+        per_attribute[attribute] = {"count": len(rows), **{str(k): best_of(rows, k) for k in ks}}
+    ranks = np.array([int(np.argmax(r.j_and_f)) for r in results])
+    return {"expressions": len(results), "best_of": {str(k): best_of(results, k) for k in ks},
+            "per_attribute": per_attribute,
+            "best_rank_share": [float(np.mean(ranks == i)) for i in range(len(ks))]}
+
+
+def format_table(summary: dict) -> str:
+    """The summary as a plain-text table (J&F in %)."""
+    ks = list(summary["best_of"])
+    lines = [f"{'':<12}{'count':>6}" + "".join(f"{'best of ' + k:>11}" for k in ks)]
+    overall = "".join(f"{100 * summary['best_of'][k]:>11.1f}" for k in ks)
+    lines.append(f"{'all':<12}{summary['expressions']:>6}" + overall)
+    for attribute, row in summary["per_attribute"].items():
+        lines.append(f"{attribute:<12}{row['count']:>6}" + "".join(f"{100 * row[k]:>11.1f}" for k in ks))
+    shares = ", ".join(f"{i + 1}: {100 * s:.0f}%" for i, s in enumerate(summary["best_rank_share"]))
+    lines.append(f"best candidate offered at place {shares}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.candidates", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="Ref-Youtube-VOS-layout folder with Annotations/")
+    parser.add_argument("--checkpoint", help="default: the bundled model")
+    parser.add_argument("--text-encoder", help="default: the checkpoint's own, else roberta-base")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true", help="print a last line with the summary as json")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        predictor = VideoPredictor.from_checkpoint(args.checkpoint, args.text_encoder, args.device)
+        summary = summarize(score_candidates(predictor, args.data, progress=not args.no_progress))
+    except ReferFormerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(summary))
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
