@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
 from train import metrics
 from train.evaluate import Expression, load_expressions, read_label_map
+from train.predict import read_frames
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,12 @@ def score_candidates(predictor: VideoPredictor, data: str | Path, progress: bool
     by_video: dict[str, list[Expression]] = {}
     for exp in load_expressions(data / "meta_expressions.json"):
         by_video.setdefault(exp.video, []).append(exp)
-    texts = json.loads((data / "meta_expressions.json").read_text())["videos"]
     results = []
     for done, (video, expressions) in enumerate(by_video.items(), 1):
         frames = expressions[0].frames
-        state = predictor.init_state(np.stack([np.asarray(Image.open(data / "JPEGImages" / video / f"{f}.jpg")
-                                                          .convert("RGB")) for f in frames]))
+        state = predictor.init_state(read_frames(data, video, frames))
         for obj, exp in enumerate(expressions, 1):
-            predictor.add_expression(state, obj, texts[video]["expressions"][exp.exp_id]["exp"])
+            predictor.add_expression(state, obj, exp.text)
         predictor.run(state)
         labels = np.stack([read_label_map(data / "Annotations" / video / f"{f}.png") for f in frames])
         for obj, exp in enumerate(expressions, 1):

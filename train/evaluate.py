@@ -46,13 +46,14 @@ class EvaluationError(ReferFormerError):
 
 @dataclass(frozen=True)
 class Expression:
-    """One referring expression: the annotated object and the frames to evaluate."""
+    """One referring expression: the annotated object, the frames to evaluate, and its text."""
 
     video: str
     exp_id: str
     obj_id: int
     frames: tuple[str, ...]
     attributes: tuple[str, ...] = ()
+    text: str = ""
 
 
 def read_attributes(meta_path: Path) -> dict[tuple[str, str], tuple[str, ...]]:
@@ -85,7 +86,7 @@ def load_expressions(meta_path: Path) -> list[Expression]:
                     "(ground truth needs a split with annotations)"
                 )
             expressions.append(Expression(video.name, exp.exp_id, exp.obj_id, video.frames,
-                                          attributes.get((video.name, exp.exp_id), ())))
+                                          attributes.get((video.name, exp.exp_id), ()), exp.text))
     if not expressions:
         raise EvaluationError(f"{meta_path} lists no expressions")
     return expressions

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,10 @@ from referformer_core.predictor import VideoPredictor
 from train.data import ExpressionRecord, read_expressions
 
 
-def read_frames(root: Path, record: ExpressionRecord) -> np.ndarray:
-    """``[T, H, W, 3]`` uint8 frames of ``record``'s video."""
-    return np.stack([np.asarray(Image.open(root / "JPEGImages" / record.video / f"{f}.jpg").convert("RGB"))
-                     for f in record.frames])
+def read_frames(root: Path, video: str, frames: Sequence[str]) -> np.ndarray:
+    """``[T, H, W, 3]`` uint8 ``frames`` of ``video`` under ``root/JPEGImages``."""
+    return np.stack([np.asarray(Image.open(root / "JPEGImages" / video / f"{f}.jpg").convert("RGB"))
+                     for f in frames])
 
 
 def predict_folder(predictor: VideoPredictor, data: str | Path, out: str | Path, progress: bool = True) -> Path:
@@ -34,7 +35,7 @@ def predict_folder(predictor: VideoPredictor, data: str | Path, out: str | Path,
     for record in read_expressions(data):
         by_video[record.video].append(record)
     for done, (video, records) in enumerate(by_video.items(), 1):
-        state = predictor.init_state(read_frames(data, records[0]))
+        state = predictor.init_state(read_frames(data, video, records[0].frames))
         for obj, record in enumerate(records, 1):
             predictor.add_expression(state, obj, record.expression)
         final: dict[int, np.ndarray] = {}
