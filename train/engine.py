@@ -44,7 +44,7 @@ class TrainingModel(nn.Module):
 
 
 def param_group_of(name: str, config: TrainConfig) -> str:
-    """Which of ``PARAM_GROUPS`` the parameter ``name`` belongs to (official keyword matching)."""
+    """Which of ``PARAM_GROUPS`` (official keyword matching) or ``REFINER_GROUP`` the parameter ``name`` belongs to."""
     if name.startswith(f"{REFINER_GROUP}."):
         return REFINER_GROUP
     if "backbone.0" in name:
