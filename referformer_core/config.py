@@ -35,7 +35,9 @@ class ReferFormerConfig:
     so the model can be built without any file; weights come from the checkpoint.
     ``sentence_refiner_layers`` (ours, 0 in the official models): transformer layers of width
     ``sentence_refiner_dim`` over the word features whose pooled output is added to the sentence feature
-    (``sentence_refiner.py``).
+    (``sentence_refiner.py``). ``candidate_ranker_layers`` (ours, 0 in the official models): transformer layers
+    of width ``candidate_ranker_dim`` that choose among the candidate tracks (``candidate_ranker.py``); without
+    one the query with the best mean score is kept, as the official code does.
     """
 
     backbone: str = "resnet50"
@@ -56,6 +58,8 @@ class ReferFormerConfig:
     rel_coord: bool = True
     sentence_refiner_layers: int = 0
     sentence_refiner_dim: int = 192
+    candidate_ranker_layers: int = 0
+    candidate_ranker_dim: int = 128
 
     @property
     def text_hidden_size(self) -> int:

@@ -5,7 +5,8 @@
       -> ImageNet normalisation
       -> the model, ``window`` frames per forward pass (the backbone once per window for all expressions;
          with a memory budget, the longest window within it: :mod:`referformer_core.memory`)
-      -> per expression, the query with the best mean score over all frames of all windows
+      -> per expression, the query with the best mean score over all frames of all windows (or, for a model
+         with a ``CandidateRanker``, the candidate it ranks first)
       -> its mask logits upsampled (bilinear) to the original size -> sigmoid > ``threshold`` (0.5)
 
 :func:`segment_video` runs every step. ``VideoPredictor`` runs the same steps window by window
@@ -25,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .candidate_ranker import candidate_features, pool_descriptors
 from .memory import budget_window, release_memory, reuse_freed_memory
-from .referformer import ReferFormer
+from .referformer import ReferFormer, TextFeatures
 from .text import tokenize
 from .video import FrameBuffer, iter_frames, normalize_frames, resize_frame
 
@@ -56,21 +58,33 @@ class ObjectResult:
     """Raw model outputs for one expression over the frames run so far.
 
     ``logits [T, Q]`` (class score logits), ``boxes [T, Q, 4]`` (cx, cy, w, h in [0, 1]),
-    ``mask_logits [T, Q, h, w]`` at stride 4 of the model input, ``best_query`` by mean score.
+    ``mask_logits [T, Q, h, w]`` at stride 4 of the model input; for a model with a ``CandidateRanker``,
+    ``descriptors [T, Q, C]`` (:func:`~referformer_core.candidate_ranker.pool_descriptors`) and the ranker's
+    ``ranking [Q]`` logits over the frames so far. ``best_query``: the ranker's choice, else the best mean score.
     """
 
     logits: Tensor
     boxes: Tensor
     mask_logits: Tensor
+    descriptors: Tensor | None = None
+    ranking: Tensor | None = None
 
     @property
     def query_scores(self) -> Tensor:
-        """``[Q]`` mean over frames of each query's score."""
+        """``[Q]`` each query's score: the ranker's probability (softmax over queries) when there is one, else
+        the mean over frames of the query's class score."""
+        if self.ranking is not None:
+            return self.ranking.softmax(0)
         return self.logits.sigmoid().mean(0)
 
     @property
     def best_query(self) -> int:
-        return best_query(self.logits)
+        return int(self.query_scores.argmax())
+
+    def first(self, end: int) -> "ObjectResult":
+        """The outputs of frames ``[0, end)`` (views), without a ranking."""
+        descriptors = None if self.descriptors is None else self.descriptors[:end]
+        return ObjectResult(self.logits[:end], self.boxes[:end], self.mask_logits[:end], descriptors)
 
 
 def prepare_frames(video: Video, short_side: int = SHORT_SIDE, stride: int = 1) -> tuple[FrameBuffer, tuple[int, int]]:
@@ -105,15 +119,33 @@ def choose_window(model: ReferFormer, frames: FrameBuffer | Tensor, num_objects:
 def forward_window(model: ReferFormer, tokenizer, frames: Tensor, texts: list[str], device: torch.device,
                    autocast: torch.dtype | None = None) -> list[ObjectResult]:
     """``frames [t, 3, h, w]`` uint8 and N expressions -> per expression: logits ``[t, Q]``, boxes ``[t, Q, 4]``,
-    mask logits ``[t, Q, h/4, w/4]`` (float32, on the CPU); the backbone runs once for all expressions."""
+    mask logits ``[t, Q, h/4, w/4]`` and, for a model with a ranker, descriptors ``[t, Q, C]`` (float32, on the
+    CPU); the backbone runs once for all expressions."""
     ids, attention = tokenize(tokenizer, texts, device)
     x = normalize_frames(frames.to(device))[None]
     sizes = torch.tensor([x.shape[-2:]], device=device)
     precision = torch.autocast(device.type, dtype=autocast) if autocast else nullcontext()
+    results = []
     with torch.inference_mode(), precision:
-        outs = model.decode_each(model.encode_frames(x), model.encode_text(ids, attention), sizes)
-    return [ObjectResult(out["pred_logits"][0].float().max(-1)[0].cpu(), out["pred_boxes"][0].float().cpu(),
-                         out["pred_masks"][0].float().cpu()) for out in outs]
+        visual = model.encode_frames(x)
+        for out in model.decode_each(visual, model.encode_text(ids, attention), sizes):
+            masks = out["pred_masks"][0]
+            descriptors = None
+            if model.candidate_ranker is not None:
+                descriptors = pool_descriptors(visual.features, out["query_features"][0], masks).cpu()
+            results.append(ObjectResult(out["pred_logits"][0].float().max(-1)[0].cpu(),
+                                        out["pred_boxes"][0].float().cpu(), masks.float().cpu(), descriptors))
+    return results
+
+
+def rank_candidates(model: ReferFormer, result: ObjectResult, text: TextFeatures) -> Tensor:
+    """The ranker's ``[Q]`` logits for one expression's outputs so far; ``text`` holds that one expression."""
+    features = candidate_features(result.logits, result.boxes, result.mask_logits, result.descriptors)
+    ranker = model.candidate_ranker
+    device = next(ranker.parameters()).device
+    with torch.inference_mode():
+        logits = ranker(features[None].to(device), text.words.float(), text.mask)
+    return logits[0].float().cpu()
 
 
 def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, texts: list[str],
@@ -129,6 +161,10 @@ def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, tex
     """
     if device.type == "cpu":
         reuse_freed_memory()
+    text = None
+    if model.candidate_ranker is not None:
+        with torch.inference_mode():
+            text = model.encode_text(*tokenize(tokenizer, texts, device))
     total = bounds[-1][1] if bounds else 0
     buffers: list[ObjectResult] = []
     for start, end in bounds:
@@ -140,11 +176,16 @@ def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, tex
                 whole[start:end] = part
         del outputs
         release_memory()
-        yield start, end, [ObjectResult(*(x[:end] for x in _tensors(b))) for b in buffers]
+        so_far = [b.first(end) for b in buffers]
+        if text is not None:
+            for i, result in enumerate(so_far):
+                result.ranking = rank_candidates(model, result, text.select(i))
+        yield start, end, so_far
 
 
-def _tensors(result: ObjectResult) -> tuple[Tensor, Tensor, Tensor]:
-    return result.logits, result.boxes, result.mask_logits
+def _tensors(result: ObjectResult) -> tuple[Tensor, ...]:
+    tensors = (result.logits, result.boxes, result.mask_logits)
+    return tensors if result.descriptors is None else (*tensors, result.descriptors)
 
 
 def best_query(logits: Tensor) -> int:

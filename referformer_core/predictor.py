@@ -159,15 +159,15 @@ class VideoPredictor:
 
         Each object's masks use its best query over the frames done so far. When the last window changes an
         object's best query, the earlier windows are yielded again with the final query (``final=True`` on
-        those), so the last masks yielded for a frame are always the official result: the query with the best
-        mean score over the whole video. Objects that already have results are yielded without re-running.
+        those), so the last masks yielded for a frame are always the final result: the query with the best
+        mean score over the whole video (the official rule), or the candidate a ``CandidateRanker`` ranks first. Objects that already have results are yielded without re-running.
         """
         if not state.expressions:
             raise ExpressionError("no object to segment: add an expression first")
         obj_ids = sorted(state.expressions)
         used: dict[tuple[int, int], tuple[int, ...]] = {}
         for start, end, logits in self._run_windows(state, progress):
-            queries = tuple(pipeline.best_query(logits[o]) for o in obj_ids)
+            queries = tuple(self._known(state, o).best_query for o in obj_ids)
             used[(start, end)] = queries
             yield self._window_masks(state, obj_ids, start, end, queries, logits, final=False)
         final = tuple(state.results[o].best_query for o in obj_ids)
@@ -237,7 +237,7 @@ class VideoPredictor:
         return self._boxes_xyxy(result.boxes[:, result.best_query], state.orig_size)
 
     def candidate_tracks(self, state: InferenceState, obj_id: int) -> list[CandidateTrack]:
-        """Every query's track for ``obj_id``, best mean score first (so the UI can offer the runner-up)."""
+        """Every query's track for ``obj_id``, best first (``query_scores``), so the UI can offer the runner-up."""
         result = self._result(state, obj_id)
         scores = result.query_scores
         tracks = []
@@ -250,7 +250,8 @@ class VideoPredictor:
         return tracks
 
     def query_scores(self, state: InferenceState, obj_id: int) -> np.ndarray:
-        """``[Q]`` mean score over frames of every query of ``obj_id`` (the chosen one is the largest)."""
+        """``[Q]`` score of every query of ``obj_id`` (the chosen one is the largest): its mean score over frames,
+        or the ranker's probability for a model with a ``CandidateRanker``."""
         return self._result(state, obj_id).query_scores.numpy()
 
     def query_masks(self, state: InferenceState, obj_id: int, query: int, frames: range

@@ -16,6 +16,7 @@ from .fpn import CrossModalFPNDecoder
 from .fusion import VisionLanguageFusionModule
 from .heads import MLP, FeatureResizer, dynamic_mask_logits, dynamic_params_sizes
 from .position import PositionEmbeddingSine1D, PositionEmbeddingSine2D
+from .candidate_ranker import CandidateRanker, candidate_dim
 from .sentence_refiner import SentenceRefiner
 from .text import build_text_encoder
 from .transformer import DeformableTransformer, inverse_sigmoid
@@ -118,6 +119,9 @@ class ReferFormer(nn.Module):
         self.sentence_refiner = None
         if config.sentence_refiner_layers:
             self.add_sentence_refiner()
+        self.candidate_ranker = None
+        if config.candidate_ranker_layers:
+            self.add_candidate_ranker()
         self.fusion_module = VisionLanguageFusionModule(d_model=hidden, nhead=8)
         self.text_pos = PositionEmbeddingSine1D(hidden)
 
@@ -148,6 +152,16 @@ class ReferFormer(nn.Module):
         self.config = self.config.replace(sentence_refiner_layers=layers)
         self.sentence_refiner = SentenceRefiner(self.config.text_hidden_size, self.config.hidden_dim,
                                                 self.config.sentence_refiner_dim, layers)
+
+    def add_candidate_ranker(self, num_layers: int | None = None) -> None:
+        """Give the model a fresh ``CandidateRanker`` (``num_layers`` or the config's) that chooses its track."""
+        layers = num_layers or self.config.candidate_ranker_layers
+        if layers < 1:
+            raise ValueError(f"a candidate ranker needs at least one layer, got {layers}")
+        self.config = self.config.replace(candidate_ranker_layers=layers)
+        features = candidate_dim(self.backbone[0].num_channels, self.config.hidden_dim)
+        self.candidate_ranker = CandidateRanker(features, self.config.hidden_dim, self.config.candidate_ranker_dim,
+                                                layers)
 
     def encode_frames(self, frames: Tensor, padding_mask: Tensor | None = None) -> VisualFeatures:
         """The text-independent part: backbone features, their masks and encodings, input projections.
@@ -186,7 +200,8 @@ class ReferFormer(nn.Module):
 
         Returns:
             ``pred_logits [B, T, Q, K]``, ``pred_boxes [B, T, Q, 4]`` (cx, cy, w, h in [0, 1]),
-            ``pred_masks [B, T, Q, H/4, W/4]`` logits, ``reference_points [B, T, Q, 2]``,
+            ``pred_masks [B, T, Q, H/4, W/4]`` logits, ``reference_points [B, T, Q, 2]``, ``query_features
+            [B, T, Q, D]`` (the last decoder layer's output),
             and ``aux_outputs`` (list of dicts of the first three) when ``all_layers``.
         """
         return self.decode(self.encode_frames(frames, padding_mask), text, image_sizes, all_layers)
@@ -262,6 +277,7 @@ class ReferFormer(nn.Module):
             "pred_boxes": coords[-1],
             "pred_masks": seg_masks[-1],
             "reference_points": rearrange(inter_references[-2, :, :, :2], "(b t) q n -> b t q n", b=b, t=t),
+            "query_features": rearrange(hs[-1], "(b t) q d -> b t q d", b=b, t=t),
         }
         if all_layers:
             out["aux_outputs"] = [{"pred_logits": a, "pred_boxes": c, "pred_masks": m}

@@ -24,7 +24,8 @@ BRUSH_ALPHA = 0.55
 
 @dataclass(frozen=True)
 class Candidate:
-    """One query of the model for an object: its mean score and a thumbnail of its mask on the current frame."""
+    """One query of the model for an object: its score (``VideoPredictor.query_scores``: the mean class score, or
+    the ranker's probability) and a thumbnail of its mask on the current frame."""
 
     query: int
     mean_score: float
@@ -38,7 +39,7 @@ class Candidate:
 
 def candidates(project: Project, video: str, obj_id: int, frame: int, predictor: VideoPredictor,
                state: InferenceState, height: int = 96) -> list[Candidate]:
-    """Every query of ``obj_id``, best mean score first, each drawn on ``frame``."""
+    """Every query of ``obj_id``, best score first, each drawn on ``frame``."""
     scores = predictor.query_scores(state, obj_id)
     image = project.read_frame(video, frame)
     colour = object_colour(obj_id)

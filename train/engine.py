@@ -59,9 +59,12 @@ def param_group_of(name: str, config: TrainConfig) -> str:
 def build_optimizer(model: ReferFormer, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW over the four official parameter groups (in the official order, so optimiser states transfer),
     then ``REFINER_GROUP`` at ``lr_sentence_refiner`` when the model has one; a frozen text encoder gets
-    ``requires_grad=False`` and an empty group."""
+    ``requires_grad=False`` and an empty group. A ``CandidateRanker`` is frozen too: no loss here reaches it
+    (``python -m train.ranker`` trains it on the model's own candidates)."""
     if config.freeze_text_encoder:
         model.text_encoder.requires_grad_(False)
+    if model.candidate_ranker is not None:
+        model.candidate_ranker.requires_grad_(False)
     lrs = {"rest": config.lr, "backbone": config.lr_backbone, "text_encoder": config.lr_text_encoder,
            "linear_proj": config.lr * config.lr_linear_proj_mult, REFINER_GROUP: config.lr_sentence_refiner}
     names = PARAM_GROUPS + ((REFINER_GROUP,) if model.sentence_refiner is not None else ())

