@@ -9,7 +9,8 @@ models) looks at every candidate track at once, with the expression's words, and
         the backbone features pooled under its mask at strides 8, 16 and 32 (text-independent appearance)
     per query, over the frames (:func:`candidate_features`): the mean descriptor ++ how its box, mask area,
         score and descriptor move
-    a transformer over the Q candidate tokens and the expression's word tokens -> one logit per candidate
+    a transformer over the Q candidate tokens and the expression's word tokens -> a correction per candidate,
+        added to the logit of its mean score (zero at first: an untrained ranker keeps the official choice)
 
 The candidate features come from the pipeline's per-frame outputs, so they are the same whether a video ran in
 one window or several, and at training time (``python -m train.ranker``) and in use.
@@ -79,18 +80,28 @@ def candidate_features(logits: Tensor, boxes: Tensor, mask_logits: Tensor, descr
     return torch.cat([descriptors.mean(0), stats], -1)
 
 
-class CandidateRanker(nn.Module):
-    """Candidates ``[N, Q, F]`` and word features ``[N, L, D_text]`` -> one logit per candidate ``[N, Q]``.
+def mean_score_logits(logits: Tensor) -> Tensor:
+    """``[Q]`` the logit of each query's mean score over frames (``logits [T, Q]``): the official choice's order."""
+    return torch.logit(logits.float().sigmoid().mean(0), eps=1e-6)
 
-    ``num_layers`` pre-norm transformer layers of width ``dim`` over the Q candidate tokens and the L word tokens
-    (padding words masked); each candidate's output token gives its logit.
+
+class CandidateRanker(nn.Module):
+    """Candidates ``[N, Q, F]``, word features ``[N, L, D_text]`` and the model's own mean-score logits ``[N, Q]``
+    -> one logit per candidate ``[N, Q]``.
+
+    Candidate features are standardised with statistics of the training examples (``fit_normalisation``), then
+    ``num_layers`` pre-norm transformer layers of width ``dim`` run over the Q candidate tokens and the L word
+    tokens (padding words masked); each candidate's output token gives a correction added to the model's own
+    logit. The correction starts at zero, so an untrained ranker keeps the official choice.
     """
 
     def __init__(self, candidate_dim: int, text_dim: int, dim: int = 128, num_layers: int = 2, nhead: int = 4,
                  dropout: float = 0.1) -> None:
         super().__init__()
-        self.candidate_norm = nn.LayerNorm(candidate_dim)
-        self.candidate_proj = nn.Sequential(nn.Linear(candidate_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.register_buffer("feature_mean", torch.zeros(candidate_dim))
+        self.register_buffer("feature_std", torch.ones(candidate_dim))
+        self.candidate_proj = nn.Sequential(nn.Linear(candidate_dim, dim), nn.GELU(), nn.Dropout(dropout),
+                                            nn.Linear(dim, dim))
         self.word_proj = nn.Linear(text_dim, dim)
         self.token_type = nn.Embedding(2, dim)
         layer = nn.TransformerEncoderLayer(dim, nhead, dim * 4, dropout, activation="gelu", batch_first=True,
@@ -98,13 +109,23 @@ class CandidateRanker(nn.Module):
         self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.score = nn.Linear(dim, 1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
 
-    def forward(self, candidates: Tensor, words: Tensor, word_padding: Tensor) -> Tensor:
-        """``candidates [N, Q, F]``, ``words [N, L, D_text]``, ``word_padding [N, L]`` (True on padding) ->
-        ``[N, Q]`` logits."""
+    @torch.no_grad()
+    def fit_normalisation(self, candidates: Tensor) -> None:
+        """Set the standardisation from training candidates ``[N, Q, F]``."""
+        flat = candidates.reshape(-1, candidates.shape[-1]).float()
+        self.feature_mean.copy_(flat.mean(0))
+        self.feature_std.copy_(flat.std(0).clamp_min(1e-3))
+
+    def forward(self, candidates: Tensor, words: Tensor, word_padding: Tensor, prior: Tensor) -> Tensor:
+        """``candidates [N, Q, F]``, ``words [N, L, D_text]``, ``word_padding [N, L]`` (True on padding),
+        ``prior [N, Q]`` (:func:`mean_score_logits`) -> ``[N, Q]`` logits."""
         q = candidates.shape[1]
-        tokens = torch.cat([self.candidate_proj(self.candidate_norm(candidates)) + self.token_type.weight[0],
+        standard = (candidates - self.feature_mean) / self.feature_std
+        tokens = torch.cat([self.candidate_proj(standard) + self.token_type.weight[0],
                             self.word_proj(words) + self.token_type.weight[1]], 1)
         padding = torch.cat([word_padding.new_zeros(word_padding.shape[0], q), word_padding], 1)
         out = self.layers(tokens, src_key_padding_mask=padding)
-        return self.score(self.norm(out[:, :q]))[..., 0]
+        return prior + self.score(self.norm(out[:, :q]))[..., 0]

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .candidate_ranker import candidate_features, pool_descriptors
+from .candidate_ranker import candidate_features, mean_score_logits, pool_descriptors
 from .memory import budget_window, release_memory, reuse_freed_memory
 from .referformer import ReferFormer, TextFeatures
 from .text import tokenize
@@ -144,7 +144,8 @@ def rank_candidates(model: ReferFormer, result: ObjectResult, text: TextFeatures
     ranker = model.candidate_ranker
     device = next(ranker.parameters()).device
     with torch.inference_mode():
-        logits = ranker(features[None].to(device), text.words.float(), text.mask)
+        prior = mean_score_logits(result.logits)[None].to(device)
+        logits = ranker(features[None].to(device), text.words.float(), text.mask, prior)
     return logits[0].float().cpu()
 
 

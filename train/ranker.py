@@ -1,13 +1,14 @@
 """Teach a trained model to choose among its own candidate tracks: ``python -m train.ranker``.
 
-    python -m train.ranker --data DIR --out RANKED.pth [--checkpoint CKPT] [--layers 2] [--epochs 60]
+    python -m train.ranker --data DIR --out RANKED.pth [--val DIR] [--checkpoint CKPT] [--layers 2] [--epochs 60]
 
 The model (default: the bundled one) gains a fresh ``CandidateRanker`` (``referformer_core/candidate_ranker.py``);
 the rest stays frozen. Every expression of ``DIR`` (Ref-Youtube-VOS layout with ``Annotations/``) runs through the
 model once, as in use (``VideoPredictor``); its candidate features, its words and each candidate's J&F against the
 truth become one example. The ranker then learns, over those examples, to put the best candidate first (a
-cross-entropy against a target that favours candidates by J&F). A tenth of the videos is kept aside: the epoch
-whose ranker chooses best there is the one saved, as a weights-only bundle like ``python -m train.bundle``'s.
+cross-entropy against a target that favours candidates by J&F). The epoch whose ranker chooses best on ``--val``
+(or on a tenth of the videos, kept aside) is the one saved, as a weights-only bundle like
+``python -m train.bundle``'s; epoch 0, the untrained ranker, is the model's own choice.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from referformer_core.bundled import WINDOW_KEY, WORKING_SIZE_KEY, checkpoint_path
-from referformer_core.candidate_ranker import CandidateRanker, candidate_features
+from referformer_core.candidate_ranker import CandidateRanker, candidate_features, mean_score_logits
 from referformer_core.checkpoint import TEXT_WEIGHTS_KEY, read_checkpoint, save_checkpoint
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
@@ -37,11 +38,13 @@ TARGET_TEMPERATURE = 0.05
 
 @dataclass(frozen=True)
 class RankerExample:
-    """One expression: ``candidates [Q, F]``, ``words [L, D]``, ``j_and_f [Q]`` of each candidate."""
+    """One expression: ``candidates [Q, F]``, ``words [L, D]``, the model's own mean-score logits ``prior [Q]``
+    and ``j_and_f [Q]`` of each candidate."""
 
     video: str
     candidates: Tensor
     words: Tensor
+    prior: Tensor
     j_and_f: Tensor
 
 
@@ -72,7 +75,8 @@ def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool
                       sorted(predictor.candidate_tracks(state, obj), key=lambda track: track.query)]
             words = text.words[obj - 1][~text.mask[obj - 1]].float().cpu()
             features = candidate_features(result.logits, result.boxes, result.mask_logits, result.descriptors)
-            examples.append(RankerExample(video, features, words, torch.tensor(scores, dtype=torch.float32)))
+            examples.append(RankerExample(video, features, words, mean_score_logits(result.logits),
+                                          torch.tensor(scores, dtype=torch.float32)))
         if progress:
             print(f"\rdescribing candidates: video {done}/{len(by_video)}", end="", file=sys.stderr, flush=True)
     if progress:
@@ -80,9 +84,9 @@ def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool
     return examples
 
 
-def batch_examples(examples: list[RankerExample]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def batch_examples(examples: list[RankerExample]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Stack examples: candidates ``[N, Q, F]``, words ``[N, L, D]`` (zero-padded), padding ``[N, L]``,
-    J&F ``[N, Q]``."""
+    priors ``[N, Q]``, J&F ``[N, Q]``."""
     length = max(e.words.shape[0] for e in examples)
     words = torch.zeros(len(examples), length, examples[0].words.shape[1])
     padding = torch.ones(len(examples), length, dtype=torch.bool)
@@ -90,7 +94,7 @@ def batch_examples(examples: list[RankerExample]) -> tuple[Tensor, Tensor, Tenso
         words[i, :e.words.shape[0]] = e.words
         padding[i, :e.words.shape[0]] = False
     return (torch.stack([e.candidates for e in examples]), words, padding,
-            torch.stack([e.j_and_f for e in examples]))
+            torch.stack([e.prior for e in examples]), torch.stack([e.j_and_f for e in examples]))
 
 
 def ranking_loss(logits: Tensor, j_and_f: Tensor) -> Tensor:
@@ -101,10 +105,10 @@ def ranking_loss(logits: Tensor, j_and_f: Tensor) -> Tensor:
 
 def chosen_j_and_f(ranker: CandidateRanker, examples: list[RankerExample]) -> float:
     """Mean J&F of the candidate ``ranker`` puts first."""
-    candidates, words, padding, j_and_f = batch_examples(examples)
+    candidates, words, padding, prior, j_and_f = batch_examples(examples)
     ranker.eval()
     with torch.inference_mode():
-        choice = ranker(candidates, words, padding).argmax(-1)
+        choice = ranker(candidates, words, padding, prior).argmax(-1)
     return float(j_and_f.gather(1, choice[:, None]).mean())
 
 
@@ -119,21 +123,22 @@ def split_by_video(examples: list[RankerExample], val_fraction: float = 0.1, see
 
 def train_ranker(ranker: CandidateRanker, train: list[RankerExample], val: list[RankerExample], epochs: int = 60,
                  lr: float = 5e-4, batch_size: int = 64, seed: int = 0, log=print) -> float:
-    """Train ``ranker`` in place; it ends with the weights of the epoch that chose best on ``val``, whose mean
-    J&F is returned."""
+    """Train ``ranker`` in place (its standardisation set from ``train`` first); it ends with the weights of the
+    epoch that chose best on ``val`` (epoch 0: the official choice), whose mean J&F is returned."""
     generator = torch.Generator().manual_seed(seed)
-    candidates, words, padding, j_and_f = batch_examples(train)
+    candidates, words, padding, prior, j_and_f = batch_examples(train)
+    ranker.fit_normalisation(candidates)
     optimizer = torch.optim.AdamW(ranker.parameters(), lr=lr, weight_decay=1e-2)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
     best, best_state = chosen_j_and_f(ranker, val), {k: v.clone() for k, v in ranker.state_dict().items()}
-    log(f"epoch 0: val J&F {100 * best:.1f} (the untrained ranker)")
+    log(f"epoch 0: val J&F {100 * best:.1f} (the untrained ranker: the model's own choice)")
     for epoch in range(1, epochs + 1):
         ranker.train()
         order = torch.randperm(len(train), generator=generator)
         total = 0.0
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            loss = ranking_loss(ranker(candidates[idx], words[idx], padding[idx]), j_and_f[idx])
+            loss = ranking_loss(ranker(candidates[idx], words[idx], padding[idx], prior[idx]), j_and_f[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -149,6 +154,26 @@ def train_ranker(ranker: CandidateRanker, train: list[RankerExample], val: list[
     return best
 
 
+def _examples(predictor: VideoPredictor, args: argparse.Namespace
+              ) -> tuple[list[RankerExample], list[RankerExample]]:
+    """``(train, val)`` examples from the cache when it exists, else described (and cached when asked)."""
+    if args.cache and Path(args.cache).exists():
+        stored = torch.load(args.cache, weights_only=True)
+        train, val = ([RankerExample(**e) for e in stored[part]] for part in ("train", "val"))
+    else:
+        progress = not args.no_progress
+        train = collect_examples(predictor, args.data, progress)
+        val = collect_examples(predictor, args.val, progress) if args.val else []
+        if args.cache:
+            torch.save({part: [e.__dict__ for e in examples] for part, examples in (("train", train), ("val", val))},
+                       args.cache)
+    if not val:
+        if len({e.video for e in train}) < 2:
+            raise ReferFormerError(f"{args.data}: the ranker needs at least two videos with expressions")
+        train, val = split_by_video(train, seed=args.seed)
+    return train, val
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.ranker", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="Ref-Youtube-VOS-layout folder with Annotations/")
@@ -158,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val", help="another such folder to choose the epoch on (e.g. --split heldout of the "
+                        "generator, another seed than the test set); default: a tenth of --data's videos")
     parser.add_argument("--cache", help="examples file: read when it exists, else written after describing")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -170,15 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(args.seed)
         predictor.model.add_candidate_ranker(args.layers)
         predictor.model.eval()
-        if args.cache and Path(args.cache).exists():
-            examples = [RankerExample(**e) for e in torch.load(args.cache, weights_only=True)]
-        else:
-            examples = collect_examples(predictor, args.data, progress=not args.no_progress)
-            if args.cache:
-                torch.save([e.__dict__ for e in examples], args.cache)
-        if len({e.video for e in examples}) < 2:
-            raise ReferFormerError(f"{args.data}: the ranker needs at least two videos with expressions")
-        train, val = split_by_video(examples, seed=args.seed)
+        train, val = _examples(predictor, args)
         best = train_ranker(predictor.model.candidate_ranker, train, val, args.epochs, args.lr, seed=args.seed)
     except ReferFormerError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -5,7 +5,7 @@ import torch
 
 from referformer_core import pipeline
 from referformer_core.candidate_ranker import (CandidateRanker, candidate_dim, candidate_features, descriptor_dim,
-                                               pool_descriptors)
+                                               mean_score_logits, pool_descriptors)
 from referformer_core.checkpoint import load_checkpoint, save_checkpoint
 from referformer_core.config import get_config
 from referformer_core.predictor import VideoPredictor
@@ -58,24 +58,41 @@ def test_candidate_features_describe_where_a_track_goes_and_how_big_it_is():
 
 @pytest.fixture(scope="module")
 def ranker() -> CandidateRanker:
+    """A ranker as if trained: its correction no longer zero, its standardisation fitted."""
     torch.manual_seed(0)
-    return CandidateRanker(candidate_dim=12, text_dim=16, dim=32, num_layers=2).eval()
+    ranker = CandidateRanker(candidate_dim=12, text_dim=16, dim=32, num_layers=2)
+    torch.nn.init.normal_(ranker.score.weight)
+    ranker.fit_normalisation(3 + 2 * torch.randn(40, 5, 12))
+    return ranker.eval()
+
+
+def test_a_fresh_ranker_keeps_the_official_choice_and_learns():
+    ranker = CandidateRanker(candidate_dim=12, text_dim=16, dim=32, num_layers=1)
+    prior = torch.randn(2, 5)
+    out = ranker(torch.randn(2, 5, 12), torch.randn(2, 6, 16), torch.zeros(2, 6, dtype=torch.bool), prior)
+    assert torch.equal(out, prior)
+    out.sum().backward()
+    assert ranker.score.weight.grad.abs().sum() > 0
+    assert mean_score_logits(torch.tensor([[4.0, -4.0], [-4.0, 0.0]])).argmax() == 0
+    assert torch.allclose(mean_score_logits(torch.zeros(3, 2)), torch.zeros(2), atol=1e-6)
 
 
 def test_the_ranker_ignores_padding_words_and_follows_its_candidates(ranker):
     """Word order is not the ranker's business: its words come contextualised by the text encoder."""
     torch.manual_seed(1)
-    candidates, words = torch.randn(2, 5, 12), torch.randn(2, 6, 16)
+    candidates, words, prior = torch.randn(2, 5, 12), torch.randn(2, 6, 16), torch.randn(2, 5)
     padding = torch.zeros(2, 6, dtype=torch.bool)
     padding[1, 3:] = True
     with torch.no_grad():
-        out = ranker(candidates, words, padding)
+        out = ranker(candidates, words, padding, prior)
         noisy = words.clone()
         noisy[1, 3:] = 40.0
-        assert torch.allclose(ranker(candidates, noisy, padding), out, atol=1e-5)
+        assert torch.allclose(ranker(candidates, noisy, padding, prior), out, atol=1e-5)
         order = torch.tensor([3, 0, 4, 1, 2])
-        assert torch.allclose(ranker(candidates[:, order], words, padding), out[:, order], atol=1e-5)
-        assert not torch.allclose(ranker(candidates, torch.randn(2, 6, 16), padding)[0], out[0], atol=1e-4)
+        assert torch.allclose(ranker(candidates[:, order], words, padding, prior[:, order]), out[:, order],
+                              atol=1e-5)
+        assert not torch.allclose(ranker(candidates, torch.randn(2, 6, 16), padding, prior)[0], out[0], atol=1e-4)
+        assert torch.allclose(ranker(candidates, words, padding, prior + 1.5), out + 1.5, atol=1e-5)
     assert out.shape == (2, 5)
 
 
@@ -91,10 +108,10 @@ def _prefer(predictor: VideoPredictor, query: int, monkeypatch) -> None:
     ranker = predictor.model.candidate_ranker
     original = ranker.forward
 
-    def forward(candidates, words, padding):
+    def forward(candidates, words, padding, prior):
         bias = torch.zeros(candidates.shape[:2])
         bias[:, query] = 100.0
-        return original(candidates, words, padding) + bias
+        return original(candidates, words, padding, prior) + bias
 
     monkeypatch.setattr(ranker, "forward", forward)
 
@@ -145,3 +162,19 @@ def test_a_model_with_a_ranker_round_trips_through_a_checkpoint(tmp_path):
     assert ReferFormer(get_config("tiny")).candidate_ranker is None
     with pytest.raises(ValueError, match="at least one layer"):
         ReferFormer(get_config("tiny")).add_candidate_ranker(0)
+
+
+def test_an_untrained_ranker_chooses_what_the_official_rule_chooses(ranked_predictor):
+    plain = ReferFormer(ranked_predictor.model.config.replace(candidate_ranker_layers=0)).eval()
+    plain.load_state_dict({k: v for k, v in ranked_predictor.model.state_dict().items()
+                           if not k.startswith("candidate_ranker.")})
+    official = VideoPredictor(plain, ranked_predictor.tokenizer, short_side=64, window=2)
+    video = np.random.default_rng(2).integers(0, 256, size=(5, 48, 64, 3), dtype=np.uint8)
+    for text in ("a red car", "the white cat", "the brown dog"):
+        ranked, plain_result = (p.init_state(video) for p in (ranked_predictor, official))
+        for predictor, state in ((ranked_predictor, ranked), (official, plain_result)):
+            predictor.add_expression(state, 1, text)
+            predictor.run(state)
+        assert ranked.results[1].ranking is not None and plain_result.results[1].ranking is None
+        assert ranked.results[1].best_query == plain_result.results[1].best_query
+        assert np.array_equal(ranked_predictor.predict(video, text), official.predict(video, text))

@@ -31,7 +31,7 @@ def _colour_examples(n: int, seed: int) -> list[RankerExample]:
         named = int(torch.randint(4, (1,), generator=g))
         words = torch.cat([torch.eye(4)[named][None], torch.randn(2, 4, generator=g)], 0)
         j_and_f = torch.where(colours == named, 0.9, 0.1)
-        examples.append(RankerExample(f"video{i // 3}", candidates, words, j_and_f))
+        examples.append(RankerExample(f"video{i // 3}", candidates, words, torch.zeros(4), j_and_f))
     return examples
 
 
