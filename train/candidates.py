@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from referformer_core.errors import ReferFormerError
-from referformer_core.predictor import VideoPredictor
+from referformer_core.predictor import InferenceState, VideoPredictor
 from train import metrics
 from train.evaluate import Expression, load_expressions, read_label_map
 from train.predict import read_frames
@@ -32,13 +33,15 @@ class CandidateResult:
     j_and_f: np.ndarray
 
 
-def score_candidates(predictor: VideoPredictor, data: str | Path, progress: bool = True) -> list[CandidateResult]:
-    """Every expression's candidate tracks scored against ``data``'s ground truth, video by video."""
+def run_videos(predictor: VideoPredictor, data: str | Path, progress: str | None = None
+               ) -> Iterator[tuple[list[Expression], InferenceState, np.ndarray]]:
+    """Every video of a Ref-Youtube-VOS-layout folder with ground truth, run through ``predictor`` with all its
+    expressions (object ``k + 1`` is ``expressions[k]``): ``(expressions, state, labels [T, H, W])`` per video.
+    ``progress``: a label for a progress line on stderr (``None``: silent)."""
     data = Path(data)
     by_video: dict[str, list[Expression]] = {}
     for exp in load_expressions(data / "meta_expressions.json"):
         by_video.setdefault(exp.video, []).append(exp)
-    results = []
     for done, (video, expressions) in enumerate(by_video.items(), 1):
         frames = expressions[0].frames
         state = predictor.init_state(read_frames(data, video, frames))
@@ -46,14 +49,21 @@ def score_candidates(predictor: VideoPredictor, data: str | Path, progress: bool
             predictor.add_expression(state, obj, exp.text)
         predictor.run(state)
         labels = np.stack([read_label_map(data / "Annotations" / video / f"{f}.png") for f in frames])
+        yield expressions, state, labels
+        if progress:
+            print(f"\r{progress}: video {done}/{len(by_video)}", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+
+
+def score_candidates(predictor: VideoPredictor, data: str | Path, progress: bool = True) -> list[CandidateResult]:
+    """Every expression's candidate tracks scored against ``data``'s ground truth, video by video."""
+    results = []
+    for expressions, state, labels in run_videos(predictor, data, "scoring candidates" if progress else None):
         for obj, exp in enumerate(expressions, 1):
             truth = labels == exp.obj_id
             scores = [metrics.j_and_f(track.masks, truth).j_and_f for track in predictor.candidate_tracks(state, obj)]
             results.append(CandidateResult(exp, np.array(scores)))
-        if progress:
-            print(f"\rscoring candidates: video {done}/{len(by_video)}", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
     return results
 
 

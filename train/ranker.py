@@ -29,8 +29,7 @@ from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
 from referformer_core.text import tokenize
 from train import metrics
-from train.evaluate import Expression, load_expressions, read_label_map
-from train.predict import read_frames
+from train.candidates import run_videos
 
 TARGET_TEMPERATURE = 0.05
 """Softness of the target: candidates within a few J&F points of the best share its weight."""
@@ -53,18 +52,8 @@ def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool
     descriptors are kept) and score each candidate against the truth."""
     if predictor.model.candidate_ranker is None:
         raise ReferFormerError("the model needs a candidate ranker to describe its candidates")
-    data = Path(data)
-    by_video: dict[str, list[Expression]] = {}
-    for exp in load_expressions(data / "meta_expressions.json"):
-        by_video.setdefault(exp.video, []).append(exp)
     examples = []
-    for done, (video, expressions) in enumerate(by_video.items(), 1):
-        frames = expressions[0].frames
-        state = predictor.init_state(read_frames(data, video, frames))
-        for obj, exp in enumerate(expressions, 1):
-            predictor.add_expression(state, obj, exp.text)
-        predictor.run(state)
-        labels = np.stack([read_label_map(data / "Annotations" / video / f"{f}.png") for f in frames])
+    for expressions, state, labels in run_videos(predictor, data, "describing candidates" if progress else None):
         with torch.inference_mode():
             text = predictor.model.encode_text(*tokenize(predictor.tokenizer, [e.text for e in expressions],
                                                          predictor.device))
@@ -75,12 +64,8 @@ def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool
                       sorted(predictor.candidate_tracks(state, obj), key=lambda track: track.query)]
             words = text.words[obj - 1][~text.mask[obj - 1]].float().cpu()
             features = candidate_features(result.logits, result.boxes, result.mask_logits, result.descriptors)
-            examples.append(RankerExample(video, features, words, mean_score_logits(result.logits),
+            examples.append(RankerExample(exp.video, features, words, mean_score_logits(result.logits),
                                           torch.tensor(scores, dtype=torch.float32)))
-        if progress:
-            print(f"\rdescribing candidates: video {done}/{len(by_video)}", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
     return examples
 
 
