@@ -160,7 +160,8 @@ class VideoPredictor:
         Each object's masks use its best query over the frames done so far. When the last window changes an
         object's best query, the earlier windows are yielded again with the final query (``final=True`` on
         those), so the last masks yielded for a frame are always the final result: the query with the best
-        mean score over the whole video (the official rule), or the candidate a ``CandidateRanker`` ranks first. Objects that already have results are yielded without re-running.
+        mean score over the whole video (the official rule), or the candidate a ``CandidateRanker`` ranks
+        first. Objects that already have results are yielded without re-running.
         """
         if not state.expressions:
             raise ExpressionError("no object to segment: add an expression first")
