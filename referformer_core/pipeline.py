@@ -116,19 +116,28 @@ def choose_window(model: ReferFormer, frames: FrameBuffer | Tensor, num_objects:
     return budget_window(model, size, len(frames), num_objects, max_memory, window or len(frames))
 
 
-def forward_window(model: ReferFormer, tokenizer, frames: Tensor, texts: list[str], device: torch.device,
+def _precision(device: torch.device, autocast: torch.dtype | None):
+    return torch.autocast(device.type, dtype=autocast) if autocast else nullcontext()
+
+
+def encode_texts(model: ReferFormer, tokenizer, texts: list[str], device: torch.device,
+                 autocast: torch.dtype | None = None) -> TextFeatures:
+    """The text features of N expressions, once for all the windows of a run."""
+    with torch.inference_mode(), _precision(device, autocast):
+        return model.encode_text(*tokenize(tokenizer, texts, device))
+
+
+def forward_window(model: ReferFormer, frames: Tensor, text: TextFeatures, device: torch.device,
                    autocast: torch.dtype | None = None) -> list[ObjectResult]:
-    """``frames [t, 3, h, w]`` uint8 and N expressions -> per expression: logits ``[t, Q]``, boxes ``[t, Q, 4]``,
-    mask logits ``[t, Q, h/4, w/4]`` and, for a model with a ranker, descriptors ``[t, Q, C]`` (float32, on the
-    CPU); the backbone runs once for all expressions."""
-    ids, attention = tokenize(tokenizer, texts, device)
+    """``frames [t, 3, h, w]`` uint8 and N expressions' ``text`` (:func:`encode_texts`) -> per expression: logits
+    ``[t, Q]``, boxes ``[t, Q, 4]``, mask logits ``[t, Q, h/4, w/4]`` and, for a model with a ranker, descriptors
+    ``[t, Q, C]`` (float32, on the CPU); the backbone runs once for all expressions."""
     x = normalize_frames(frames.to(device))[None]
     sizes = torch.tensor([x.shape[-2:]], device=device)
-    precision = torch.autocast(device.type, dtype=autocast) if autocast else nullcontext()
     results = []
-    with torch.inference_mode(), precision:
+    with torch.inference_mode(), _precision(device, autocast):
         visual = model.encode_frames(x)
-        for out in model.decode_each(visual, model.encode_text(ids, attention), sizes):
+        for out in model.decode_each(visual, text, sizes):
             masks = out["pred_masks"][0]
             descriptors = None
             if model.candidate_ranker is not None:
@@ -152,7 +161,7 @@ def rank_candidates(model: ReferFormer, result: ObjectResult, text: TextFeatures
 def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, texts: list[str],
                 bounds: list[tuple[int, int]], device: torch.device, autocast: torch.dtype | None = None
                 ) -> Iterator[tuple[int, int, list[ObjectResult]]]:
-    """Run ``texts`` over ``frames[start:end]`` for each window of ``bounds`` (consecutive, from frame 0); yields
+    """Run ``texts`` (encoded once) over ``frames[start:end]`` for each window of ``bounds`` (from frame 0); yields
     ``(start, end, results)`` where ``results[i]`` holds expression i's outputs on every frame done so far
     (``[end, ...]``, views of one buffer per expression sized for all frames, filled window by window).
 
@@ -162,14 +171,11 @@ def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, tex
     """
     if device.type == "cpu":
         reuse_freed_memory()
-    text = None
-    if model.candidate_ranker is not None:
-        with torch.inference_mode():
-            text = model.encode_text(*tokenize(tokenizer, texts, device))
+    text = encode_texts(model, tokenizer, texts, device, autocast) if bounds else None
     total = bounds[-1][1] if bounds else 0
     buffers: list[ObjectResult] = []
     for start, end in bounds:
-        outputs = forward_window(model, tokenizer, frames[start:end], texts, device, autocast)
+        outputs = forward_window(model, frames[start:end], text, device, autocast)
         if not buffers:
             buffers = [ObjectResult(*(x.new_empty((total, *x.shape[1:])) for x in _tensors(o))) for o in outputs]
         for buffer, output in zip(buffers, outputs):
@@ -178,7 +184,7 @@ def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, tex
         del outputs
         release_memory()
         so_far = [b.first(end) for b in buffers]
-        if text is not None:
+        if model.candidate_ranker is not None:
             for i, result in enumerate(so_far):
                 result.ranking = rank_candidates(model, result, text.select(i))
         yield start, end, so_far
