@@ -2,13 +2,16 @@
 
 ReferFormer keeps the query with the best mean class score. Each score is made on one frame and then averaged;
 queries meet only within a frame (the decoder's self-attention), so nothing compares whole tracks with one
-another, which is what "the object left of the star", "the biggest" or "the one moving up" ask for. The ranker (ours, absent in the official
-models) looks at every candidate track at once, with the expression's words, and scores them against each other:
+another, which is what "the object left of the star", "the biggest" or "the one moving up" ask for. The ranker
+(ours, absent in the official models) looks at every candidate track at once, with the expression's words, and
+scores them against each other:
 
     per frame t and query q (:func:`pool_descriptors`): a descriptor [C] = the query's decoder output [D] ++
         the backbone features pooled under its mask at strides 8, 16 and 32 (text-independent appearance)
-    per query, over the frames (:func:`candidate_features`): the mean descriptor ++ how its box, mask area,
-        score and descriptor move
+    per frame t and query q (:func:`describe_tracks`): where its box and mask are, how big and how oriented
+        the mask is, its score, and how much its descriptor and its mask's shape changed
+    per query, over the frames (:func:`track_features`): the mean descriptor ++ the mean shape of its mask ++
+        statistics of those per-frame signals (mean, spread, start, end, their difference, mean step)
     a transformer over the Q candidate tokens and the expression's word tokens -> a correction per candidate,
         added to the logit of its mean score (zero at first: an untrained ranker keeps the official choice)
 
@@ -23,10 +26,15 @@ from torch import Tensor, nn
 
 POOLED_LEVELS = (1, 2, 3)
 """Backbone levels pooled under each mask: strides 8, 16 and 32."""
-TRACK_SIGNALS = 7
-"""Per frame: box cx, cy, w, h, mask area, score logit / 10, descriptor change."""
-TRACK_STATS = 4
-"""Per signal: mean, standard deviation, mean of the first third, mean of the last third."""
+FRAME_SIGNALS = 13
+"""Per frame (:func:`describe_tracks`): box cx, cy, w, h; mask area, centroid x, y; orientation (two terms);
+score logit / 10; descriptor change since the previous and the first frame; mask shape change since the
+previous frame (position and size factored out)."""
+TRACK_STATS = 6
+"""Per signal over the frames: mean, standard deviation, first-third mean, last-third mean, their difference,
+mean absolute step."""
+SHAPE_GRID = 12
+"""Side of the object-centred, size-normalised mask sample: compared between frames, and averaged over them."""
 
 
 def descriptor_dim(backbone_channels: list[int], hidden_dim: int) -> int:
@@ -34,9 +42,13 @@ def descriptor_dim(backbone_channels: list[int], hidden_dim: int) -> int:
     return hidden_dim + sum(backbone_channels[i] for i in POOLED_LEVELS)
 
 
-def candidate_dim(backbone_channels: list[int], hidden_dim: int) -> int:
-    """Features ``F`` of one candidate track."""
-    return descriptor_dim(backbone_channels, hidden_dim) + TRACK_SIGNALS * TRACK_STATS
+def appearance_dim(backbone_channels: list[int], hidden_dim: int) -> int:
+    """Appearance features ``A`` of one candidate track (:func:`describe_tracks`)."""
+    return descriptor_dim(backbone_channels, hidden_dim) + SHAPE_GRID ** 2
+
+
+SIGNAL_DIM = FRAME_SIGNALS * TRACK_STATS
+"""Signal statistics of one candidate track (:func:`track_features`); ``F = A + SIGNAL_DIM``."""
 
 
 def pool_descriptors(features: list[Tensor], query_features: Tensor, mask_logits: Tensor) -> Tensor:
@@ -55,29 +67,86 @@ def pool_descriptors(features: list[Tensor], query_features: Tensor, mask_logits
     return torch.cat(pooled, -1)
 
 
+def _steps(x: Tensor) -> Tensor:
+    """Relative change of ``x [T, Q, C]`` from frame to frame ``[T, Q]`` (0 on the first frame)."""
+    change = torch.zeros(x.shape[:2])
+    if x.shape[0] > 1:
+        change[1:] = (x[1:] - x[:-1]).norm(dim=-1) / x[1:].norm(dim=-1).clamp_min(1e-6)
+    return change
+
+
+def _shape_samples(weights: Tensor, centre: Tensor, spread: Tensor) -> Tensor:
+    """Each mask ``weights [T, Q, h, w]`` sampled on a ``SHAPE_GRID``-square grid around its centroid
+    (``centre [T, Q, 2]``, pixels), two radii of gyration ``spread [T, Q]`` (pixels) each way: ``[T, Q, G, G]``."""
+    t, q, h, w = weights.shape
+    axis = torch.linspace(-2.0, 2.0, SHAPE_GRID)
+    offsets = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)            # [G, G, 2] (x, y)
+    points = centre[:, :, None, None] + offsets * spread[:, :, None, None, None]     # pixels
+    grid = torch.stack([points[..., 0] / w * 2 - 1, points[..., 1] / h * 2 - 1], -1)
+    return F.grid_sample(weights.reshape(t * q, 1, h, w), grid.reshape(t * q, SHAPE_GRID, SHAPE_GRID, 2),
+                         align_corners=False).reshape(t, q, SHAPE_GRID, SHAPE_GRID)
+
+
+def describe_tracks(logits: Tensor, boxes: Tensor, mask_logits: Tensor, descriptors: Tensor
+                    ) -> tuple[Tensor, Tensor]:
+    """What each candidate looks like, ``appearance [Q, C + SHAPE_GRID ** 2]`` (its mean descriptor ++ the mean
+    of its centred, size-normalised mask samples over the frames where it is there), and its per-frame
+    ``signals [T, Q, FRAME_SIGNALS]`` (see :data:`FRAME_SIGNALS`; positions in units of the short side).
+
+    ``logits [T, Q]`` class logits, ``boxes [T, Q, 4]`` (cx, cy, w, h in [0, 1]), ``mask_logits [T, Q, h, w]``,
+    ``descriptors [T, Q, C]`` from :func:`pool_descriptors`.
+    """
+    descriptors = descriptors.float()
+    weights = (mask_logits.float() > 0).float()
+    h, w = weights.shape[-2:]
+    scale = float(min(h, w))
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5) / scale
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) / scale
+    mass = weights.sum((-2, -1))
+    total = mass.clamp_min(1.0)
+    cx = (weights.sum(-2) * xs).sum(-1) / total
+    cy = (weights.sum(-1) * ys).sum(-1) / total
+    empty = mass == 0
+    cx = torch.where(empty, boxes[..., 0].float() * w / scale, cx)
+    cy = torch.where(empty, boxes[..., 1].float() * h / scale, cy)
+    dx, dy = xs - cx[..., None], ys - cy[..., None]
+    mxx = (weights.sum(-2) * dx ** 2).sum(-1) / total
+    myy = (weights.sum(-1) * dy ** 2).sum(-1) / total
+    mxy = (weights * dy[..., :, None] * dx[..., None, :]).sum((-2, -1)) / total
+    spread = (mxx + myy).clamp_min(1e-6)
+    orientation = torch.stack([(mxx - myy) / spread, 2 * mxy / spread], -1)
+    shapes = _shape_samples(weights, torch.stack([cx, cy], -1) * scale, spread.sqrt() * scale)
+    shape_change = torch.zeros_like(mass)
+    if shapes.shape[0] > 1:
+        differ = (shapes[1:] - shapes[:-1]).abs().sum((-2, -1))
+        shape_change[1:] = differ / (shapes[1:] + shapes[:-1]).sum((-2, -1)).clamp_min(1e-6)
+    from_first = (descriptors - descriptors[:1]).norm(dim=-1) / descriptors.norm(dim=-1).clamp_min(1e-6)
+    signals = torch.cat([boxes.float(), (mass / (h * w))[..., None], cx[..., None], cy[..., None], orientation,
+                         logits.float()[..., None] / 10, _steps(descriptors)[..., None], from_first[..., None],
+                         shape_change[..., None]], -1)
+    present = (~empty).float()[..., None]
+    shape = (shapes.flatten(2) * present).sum(0) / present.sum(0).clamp_min(1.0)
+    return torch.cat([descriptors.mean(0), shape], -1), signals
+
+
 def _thirds(x: Tensor) -> tuple[Tensor, Tensor]:
     """Means of the first and last third of ``x [T, ...]`` over frames (the whole when T < 3)."""
     n = max(x.shape[0] // 3, 1)
     return x[:n].mean(0), x[-n:].mean(0)
 
 
-def candidate_features(logits: Tensor, boxes: Tensor, mask_logits: Tensor, descriptors: Tensor) -> Tensor:
-    """One feature vector per candidate track: ``[Q, F]``.
-
-    ``logits [T, Q]`` class logits, ``boxes [T, Q, 4]`` (cx, cy, w, h in [0, 1]), ``mask_logits [T, Q, h, w]``,
-    ``descriptors [T, Q, C]`` from :func:`pool_descriptors`.
-    """
-    descriptors = descriptors.float()
-    area = (mask_logits > 0).float().mean((-2, -1))
-    change = torch.zeros_like(area)
-    if descriptors.shape[0] > 1:
-        step = (descriptors[1:] - descriptors[:-1]).norm(dim=-1) / descriptors[1:].norm(dim=-1).clamp_min(1e-6)
-        change[1:] = step
-    signals = torch.cat([boxes.float(), area[..., None], logits.float()[..., None] / 10, change[..., None]], -1)
+def track_features(appearance: Tensor, signals: Tensor) -> Tensor:
+    """``[Q, F]``: ``appearance [Q, A]`` ++ the statistics of the per-frame ``signals [T, Q, S]``
+    (:func:`describe_tracks`)."""
     first, last = _thirds(signals)
-    std = signals.std(0, unbiased=False)
-    stats = torch.stack([signals.mean(0), std, first, last], -1).flatten(1)
-    return torch.cat([descriptors.mean(0), stats], -1)
+    steps = (signals[1:] - signals[:-1]).abs().mean(0) if signals.shape[0] > 1 else torch.zeros_like(first)
+    stats = torch.stack([signals.mean(0), signals.std(0, unbiased=False), first, last, last - first, steps], -1)
+    return torch.cat([appearance.float(), stats.flatten(1)], -1)
+
+
+def candidate_features(logits: Tensor, boxes: Tensor, mask_logits: Tensor, descriptors: Tensor) -> Tensor:
+    """One feature vector per candidate track: ``[Q, F]``, from the arguments of :func:`describe_tracks`."""
+    return track_features(*describe_tracks(logits, boxes, mask_logits, descriptors))
 
 
 def mean_score_logits(logits: Tensor) -> Tensor:
@@ -89,19 +158,24 @@ class CandidateRanker(nn.Module):
     """Candidates ``[N, Q, F]``, word features ``[N, L, D_text]`` and the model's own mean-score logits ``[N, Q]``
     -> one logit per candidate ``[N, Q]``.
 
-    Candidate features are standardised with statistics of the training examples (``fit_normalisation``), then
-    ``num_layers`` pre-norm transformer layers of width ``dim`` run over the Q candidate tokens and the L word
-    tokens (padding words masked); each candidate's output token gives a correction added to the model's own
-    logit. The correction starts at zero, so an untrained ranker keeps the official choice.
+    Candidate features (``F = appearance_dim + signal_dim``: :func:`track_features`) are standardised with
+    statistics of the training examples (``fit_normalisation``); the appearance and the signal statistics each
+    go through their own projection (so the few signal statistics are not drowned among the appearance
+    features), summed into one token per candidate; then ``num_layers`` pre-norm transformer layers of width ``dim``
+    run over the Q candidate tokens and the L word tokens (padding words masked); each candidate's output token
+    gives a correction added to the model's own logit. The correction starts at zero, so an untrained ranker keeps
+    the official choice.
     """
 
-    def __init__(self, candidate_dim: int, text_dim: int, dim: int = 128, num_layers: int = 2, nhead: int = 4,
-                 dropout: float = 0.1) -> None:
+    def __init__(self, appearance_dim: int, signal_dim: int, text_dim: int, dim: int = 128, num_layers: int = 2,
+                 nhead: int = 4, dropout: float = 0.1) -> None:
         super().__init__()
-        self.register_buffer("feature_mean", torch.zeros(candidate_dim))
-        self.register_buffer("feature_std", torch.ones(candidate_dim))
-        self.candidate_proj = nn.Sequential(nn.Linear(candidate_dim, dim), nn.GELU(), nn.Dropout(dropout),
+        self.appearance_dim = appearance_dim
+        self.register_buffer("feature_mean", torch.zeros(appearance_dim + signal_dim))
+        self.register_buffer("feature_std", torch.ones(appearance_dim + signal_dim))
+        self.candidate_proj = nn.Sequential(nn.Linear(appearance_dim, dim), nn.GELU(), nn.Dropout(dropout),
                                             nn.Linear(dim, dim))
+        self.signal_proj = nn.Sequential(nn.Linear(signal_dim, dim), nn.GELU(), nn.Linear(dim, dim))
         self.word_proj = nn.Linear(text_dim, dim)
         self.token_type = nn.Embedding(2, dim)
         layer = nn.TransformerEncoderLayer(dim, nhead, dim * 4, dropout, activation="gelu", batch_first=True,
@@ -124,7 +198,8 @@ class CandidateRanker(nn.Module):
         ``prior [N, Q]`` (:func:`mean_score_logits`) -> ``[N, Q]`` logits."""
         q = candidates.shape[1]
         standard = (candidates - self.feature_mean) / self.feature_std
-        tokens = torch.cat([self.candidate_proj(standard) + self.token_type.weight[0],
+        appearance, signals = standard[..., :self.appearance_dim], standard[..., self.appearance_dim:]
+        tokens = torch.cat([self.candidate_proj(appearance) + self.signal_proj(signals) + self.token_type.weight[0],
                             self.word_proj(words) + self.token_type.weight[1]], 1)
         padding = torch.cat([word_padding.new_zeros(word_padding.shape[0], q), word_padding], 1)
         out = self.layers(tokens, src_key_padding_mask=padding)

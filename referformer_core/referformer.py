@@ -16,7 +16,7 @@ from .fpn import CrossModalFPNDecoder
 from .fusion import VisionLanguageFusionModule
 from .heads import MLP, FeatureResizer, dynamic_mask_logits, dynamic_params_sizes
 from .position import PositionEmbeddingSine1D, PositionEmbeddingSine2D
-from .candidate_ranker import CandidateRanker, candidate_dim
+from .candidate_ranker import SIGNAL_DIM, CandidateRanker, appearance_dim
 from .sentence_refiner import SentenceRefiner
 from .text import build_text_encoder
 from .transformer import DeformableTransformer, inverse_sigmoid
@@ -159,9 +159,9 @@ class ReferFormer(nn.Module):
         if layers < 1:
             raise ValueError(f"a candidate ranker needs at least one layer, got {layers}")
         self.config = self.config.replace(candidate_ranker_layers=layers)
-        features = candidate_dim(self.backbone[0].num_channels, self.config.hidden_dim)
-        self.candidate_ranker = CandidateRanker(features, self.config.hidden_dim, self.config.candidate_ranker_dim,
-                                                layers)
+        appearance = appearance_dim(self.backbone[0].num_channels, self.config.hidden_dim)
+        self.candidate_ranker = CandidateRanker(appearance, SIGNAL_DIM, self.config.hidden_dim,
+                                                self.config.candidate_ranker_dim, layers)
 
     def encode_frames(self, frames: Tensor, padding_mask: Tensor | None = None) -> VisualFeatures:
         """The text-independent part: backbone features, their masks and encodings, input projections.

@@ -1,6 +1,7 @@
 """Teach a trained model to choose among its own candidate tracks: ``python -m train.ranker``.
 
-    python -m train.ranker --data DIR --out RANKED.pth [--val DIR] [--checkpoint CKPT] [--layers 2] [--epochs 60]
+    python -m train.ranker --data DIR [DIR ...] --out RANKED.pth [--val DIR ...] [--checkpoint CKPT]
+                           [--layers 2] [--epochs 60] [--cache EXAMPLES.pt]
 
 The model (default: the bundled one) gains a fresh ``CandidateRanker`` (``referformer_core/candidate_ranker.py``);
 the rest stays frozen. Every expression of ``DIR`` (Ref-Youtube-VOS layout with ``Annotations/``) runs through the
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from referformer_core.bundled import WINDOW_KEY, WORKING_SIZE_KEY, checkpoint_path
-from referformer_core.candidate_ranker import CandidateRanker, candidate_features, mean_score_logits
+from referformer_core.candidate_ranker import CandidateRanker, describe_tracks, mean_score_logits, track_features
 from referformer_core.checkpoint import TEXT_WEIGHTS_KEY, read_checkpoint, save_checkpoint
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
@@ -31,20 +32,29 @@ from referformer_core.text import tokenize
 from train import metrics
 from train.candidates import run_videos
 
+CACHE_FORMAT = "train.ranker examples 3"
+"""Written into ``--cache`` files; a file without it (another version's) is refused, not misread."""
 TARGET_TEMPERATURE = 0.05
 """Softness of the target: candidates within a few J&F points of the best share its weight."""
 
 
 @dataclass(frozen=True)
 class RankerExample:
-    """One expression: ``candidates [Q, F]``, ``words [L, D]``, the model's own mean-score logits ``prior [Q]``
-    and ``j_and_f [Q]`` of each candidate."""
+    """One expression: each candidate's ``appearance [Q, A]`` and per-frame ``signals [T, Q, S]``
+    (:func:`~referformer_core.candidate_ranker.describe_tracks`), ``words [L, D]``, the model's own mean-score
+    logits ``prior [Q]`` and ``j_and_f [Q]`` of each candidate."""
 
     video: str
-    candidates: Tensor
+    appearance: Tensor
+    signals: Tensor
     words: Tensor
     prior: Tensor
     j_and_f: Tensor
+
+    @property
+    def candidates(self) -> Tensor:
+        """``[Q, F]`` the ranker's input (:func:`~referformer_core.candidate_ranker.track_features`)."""
+        return track_features(self.appearance, self.signals)
 
 
 def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool = True) -> list[RankerExample]:
@@ -63,9 +73,9 @@ def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool
             scores = [metrics.j_and_f(track.masks, truth).j_and_f for track in
                       sorted(predictor.candidate_tracks(state, obj), key=lambda track: track.query)]
             words = text.words[obj - 1][~text.mask[obj - 1]].float().cpu()
-            features = candidate_features(result.logits, result.boxes, result.mask_logits, result.descriptors)
-            examples.append(RankerExample(exp.video, features, words, mean_score_logits(result.logits),
-                                          torch.tensor(scores, dtype=torch.float32)))
+            appearance, signals = describe_tracks(result.logits, result.boxes, result.mask_logits, result.descriptors)
+            examples.append(RankerExample(exp.video, appearance, signals, words,
+                                          mean_score_logits(result.logits), torch.tensor(scores, dtype=torch.float32)))
     return examples
 
 
@@ -139,38 +149,51 @@ def train_ranker(ranker: CandidateRanker, train: list[RankerExample], val: list[
     return best
 
 
+def _described(predictor: VideoPredictor, folders: list[str], cache: str | None, progress: bool
+               ) -> list[RankerExample]:
+    """The examples of every folder: from ``cache`` (a file keyed by folder) when it holds them, else described
+    (and added to ``cache`` after each folder)."""
+    stored: dict = {"format": CACHE_FORMAT, "folders": {}}
+    if cache and Path(cache).exists():
+        stored = torch.load(cache, weights_only=True)
+        if not isinstance(stored, dict) or stored.get("format") != CACHE_FORMAT:
+            raise ReferFormerError(f"{cache}: not an examples cache of this version of train.ranker; delete it")
+    examples = []
+    for folder in folders:
+        key = str(Path(folder).resolve())
+        if key not in stored["folders"]:
+            stored["folders"][key] = [e.__dict__ for e in collect_examples(predictor, folder, progress)]
+            if cache:
+                torch.save(stored, cache)
+        examples += [RankerExample(**e) for e in stored["folders"][key]]
+    return examples
+
+
 def _examples(predictor: VideoPredictor, args: argparse.Namespace
               ) -> tuple[list[RankerExample], list[RankerExample]]:
-    """``(train, val)`` examples from the cache when it exists, else described (and cached when asked)."""
-    if args.cache and Path(args.cache).exists():
-        stored = torch.load(args.cache, weights_only=True)
-        train, val = ([RankerExample(**e) for e in stored[part]] for part in ("train", "val"))
-    else:
-        progress = not args.no_progress
-        train = collect_examples(predictor, args.data, progress)
-        val = collect_examples(predictor, args.val, progress) if args.val else []
-        if args.cache:
-            torch.save({part: [e.__dict__ for e in examples] for part, examples in (("train", train), ("val", val))},
-                       args.cache)
+    """``(train, val)`` examples of ``--data`` and ``--val`` (a tenth of the training videos without ``--val``)."""
+    train = _described(predictor, args.data, args.cache, not args.no_progress)
+    val = _described(predictor, args.val, args.cache, not args.no_progress) if args.val else []
     if not val:
         if len({e.video for e in train}) < 2:
-            raise ReferFormerError(f"{args.data}: the ranker needs at least two videos with expressions")
+            raise ReferFormerError(f"{', '.join(args.data)}: the ranker needs at least two videos with expressions")
         train, val = split_by_video(train, seed=args.seed)
     return train, val
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.ranker", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="Ref-Youtube-VOS-layout folder with Annotations/")
+    parser.add_argument("--data", required=True, nargs="+", help="Ref-Youtube-VOS-layout folders with Annotations/")
     parser.add_argument("--out", required=True, help="where to write the model with its ranker (.pth)")
     parser.add_argument("--checkpoint", help="a bundle of `python -m train.bundle` (default: the bundled model)")
     parser.add_argument("--layers", type=int, choices=range(1, 9), default=2)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--val", help="another such folder to choose the epoch on (e.g. --split heldout of the "
-                        "generator, another seed than the test set); default: a tenth of --data's videos")
-    parser.add_argument("--cache", help="examples file: read when it exists, else written after describing")
+    parser.add_argument("--val", nargs="+", help="other such folders to choose the epoch on (e.g. --split heldout "
+                        "of the generator, another seed than the test set); default: a tenth of --data's videos")
+    parser.add_argument("--cache", help="examples file: folders it holds are read from it, the others described "
+                        "and added")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:

