@@ -14,6 +14,7 @@ cross-entropy against a target that favours candidates by J&F). The epoch whose 
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,10 @@ def _described(predictor: VideoPredictor, folders: list[str], cache: str | None,
     (and added to ``cache`` after each folder)."""
     stored: dict = {"format": CACHE_FORMAT, "folders": {}}
     if cache and Path(cache).exists():
-        stored = torch.load(cache, weights_only=True)
+        try:
+            stored = torch.load(cache, weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+            raise ReferFormerError(f"{cache}: not a readable examples cache ({e.__class__.__name__}); delete it") from e
         if not isinstance(stored, dict) or stored.get("format") != CACHE_FORMAT:
             raise ReferFormerError(f"{cache}: not an examples cache of this version of train.ranker; delete it")
     examples = []

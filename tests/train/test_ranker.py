@@ -75,6 +75,10 @@ def test_the_command_trains_a_ranker_for_the_bundled_model(tmp_path, capsys):
     assert ranker_cli.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert "not an examples cache of this version" in err and len(err.splitlines()) == 1
+    cache.write_bytes(b"not a torch file")
+    assert ranker_cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a readable examples cache" in err and len(err.splitlines()) == 1
 
 
 def test_a_missing_folder_is_one_error_line(tmp_path, capsys):
