@@ -101,7 +101,12 @@ def ranking_loss(logits: Tensor, j_and_f: Tensor) -> Tensor:
 
 def chosen_j_and_f(ranker: CandidateRanker, examples: list[RankerExample]) -> float:
     """Mean J&F of the candidate ``ranker`` puts first."""
-    candidates, words, padding, prior, j_and_f = batch_examples(examples)
+    return _chosen(ranker, batch_examples(examples))
+
+
+def _chosen(ranker: CandidateRanker, batch: tuple[Tensor, ...]) -> float:
+    """:func:`chosen_j_and_f` of examples already stacked by :func:`batch_examples`."""
+    candidates, words, padding, prior, j_and_f = batch
     ranker.eval()
     with torch.inference_mode():
         choice = ranker(candidates, words, padding, prior).argmax(-1)
@@ -122,11 +127,12 @@ def train_ranker(ranker: CandidateRanker, train: list[RankerExample], val: list[
     """Train ``ranker`` in place (its standardisation set from ``train`` first); it ends with the weights of the
     epoch that chose best on ``val`` (epoch 0: the official choice), whose mean J&F is returned."""
     generator = torch.Generator().manual_seed(seed)
-    candidates, words, padding, prior, j_and_f = batch_examples(train)
+    train_batch, val_batch = batch_examples(train), batch_examples(val)
+    candidates, words, padding, prior, j_and_f = train_batch
     ranker.fit_normalisation(candidates)
     optimizer = torch.optim.AdamW(ranker.parameters(), lr=lr, weight_decay=1e-2)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
-    best, best_state = chosen_j_and_f(ranker, val), {k: v.clone() for k, v in ranker.state_dict().items()}
+    best, best_state = _chosen(ranker, val_batch), {k: v.clone() for k, v in ranker.state_dict().items()}
     log(f"epoch 0: val J&F {100 * best:.1f} (the untrained ranker: the model's own choice)")
     for epoch in range(1, epochs + 1):
         ranker.train()
@@ -140,8 +146,8 @@ def train_ranker(ranker: CandidateRanker, train: list[RankerExample], val: list[
             optimizer.step()
             total += loss.item() * len(idx)
         schedule.step()
-        score = chosen_j_and_f(ranker, val)
-        log(f"epoch {epoch}: loss {total / len(train):.4f}, train J&F {100 * chosen_j_and_f(ranker, train):.1f}, "
+        score = _chosen(ranker, val_batch)
+        log(f"epoch {epoch}: loss {total / len(train):.4f}, train J&F {100 * _chosen(ranker, train_batch):.1f}, "
             f"val J&F {100 * score:.1f}")
         if score > best:
             best, best_state = score, {k: v.clone() for k, v in ranker.state_dict().items()}
