@@ -67,14 +67,6 @@ def pool_descriptors(features: list[Tensor], query_features: Tensor, mask_logits
     return torch.cat(pooled, -1)
 
 
-def _steps(x: Tensor) -> Tensor:
-    """Relative change of ``x [T, Q, C]`` from frame to frame ``[T, Q]`` (0 on the first frame)."""
-    change = torch.zeros(x.shape[:2])
-    if x.shape[0] > 1:
-        change[1:] = (x[1:] - x[:-1]).norm(dim=-1) / x[1:].norm(dim=-1).clamp_min(1e-6)
-    return change
-
-
 def _shape_samples(weights: Tensor, centre: Tensor, spread: Tensor) -> Tensor:
     """Each mask ``weights [T, Q, h, w]`` sampled on a ``SHAPE_GRID``-square grid around its centroid
     (``centre [T, Q, 2]``, pixels), two radii of gyration ``spread [T, Q]`` (pixels) each way: ``[T, Q, G, G]``."""
@@ -87,17 +79,10 @@ def _shape_samples(weights: Tensor, centre: Tensor, spread: Tensor) -> Tensor:
                          align_corners=False).reshape(t, q, SHAPE_GRID, SHAPE_GRID)
 
 
-def describe_tracks(logits: Tensor, boxes: Tensor, mask_logits: Tensor, descriptors: Tensor
-                    ) -> tuple[Tensor, Tensor]:
-    """What each candidate looks like, ``appearance [Q, C + SHAPE_GRID ** 2]`` (its mean descriptor ++ the mean
-    of its centred, size-normalised mask samples over the frames where it is there), and its per-frame
-    ``signals [T, Q, FRAME_SIGNALS]`` (see :data:`FRAME_SIGNALS`; positions in units of the short side).
-
-    ``logits [T, Q]`` class logits, ``boxes [T, Q, 4]`` (cx, cy, w, h in [0, 1]), ``mask_logits [T, Q, h, w]``,
-    ``descriptors [T, Q, C]`` from :func:`pool_descriptors`.
-    """
-    descriptors = descriptors.float()
-    weights = (mask_logits.float() > 0).float()
+def _frame_geometry(weights: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Of binary masks ``weights [t, Q, h, w]``: area fraction ``[t, Q]``, centroid x, y ``[t, Q]`` (short-side
+    units; the box centre when the mask is empty), orientation ``[t, Q, 2]``, the centred, size-normalised
+    samples ``[t, Q, G, G]`` and which masks are empty ``[t, Q]``."""
     h, w = weights.shape[-2:]
     scale = float(min(h, w))
     ys = (torch.arange(h, dtype=torch.float32) + 0.5) / scale
@@ -116,17 +101,87 @@ def describe_tracks(logits: Tensor, boxes: Tensor, mask_logits: Tensor, descript
     spread = (mxx + myy).clamp_min(1e-6)
     orientation = torch.stack([(mxx - myy) / spread, 2 * mxy / spread], -1)
     shapes = _shape_samples(weights, torch.stack([cx, cy], -1) * scale, spread.sqrt() * scale)
-    shape_change = torch.zeros_like(mass)
-    if shapes.shape[0] > 1:
-        differ = (shapes[1:] - shapes[:-1]).abs().sum((-2, -1))
-        shape_change[1:] = differ / (shapes[1:] + shapes[:-1]).sum((-2, -1)).clamp_min(1e-6)
-    from_first = (descriptors - descriptors[:1]).norm(dim=-1) / descriptors.norm(dim=-1).clamp_min(1e-6)
-    signals = torch.cat([boxes.float(), (mass / (h * w))[..., None], cx[..., None], cy[..., None], orientation,
-                         logits.float()[..., None] / 10, _steps(descriptors)[..., None], from_first[..., None],
-                         shape_change[..., None]], -1)
-    present = (~empty).float()[..., None]
-    shape = (shapes.flatten(2) * present).sum(0) / present.sum(0).clamp_min(1.0)
-    return torch.cat([descriptors.mean(0), shape], -1), signals
+    return mass / (h * w), cx, cy, orientation, shapes, empty
+
+
+class TrackDescription:
+    """The description of Q candidate tracks over the frames added so far, window by window (:meth:`add`).
+
+    Each frame is described once, so a run of W windows costs what one pass over its frames does, and the
+    result is :func:`describe_tracks` over all those frames at once: ``appearance [Q, A]`` (the mean descriptor
+    ++ the mean shape of the mask over the frames where it is there) and ``signals [T, Q, FRAME_SIGNALS]``.
+    """
+
+    def __init__(self) -> None:
+        self._signals: list[Tensor] = []
+        self._descriptor_sum: Tensor | None = None
+        self._shape_sum: Tensor | None = None
+        self._present = torch.zeros(0)
+        self._first: Tensor | None = None
+        self._last: tuple[Tensor, Tensor] | None = None
+        self.num_frames = 0
+
+    def add(self, logits: Tensor, boxes: Tensor, mask_logits: Tensor, descriptors: Tensor) -> None:
+        """Describe the next ``t`` frames: ``logits [t, Q]`` class logits, ``boxes [t, Q, 4]`` (cx, cy, w, h in
+        [0, 1]), ``mask_logits [t, Q, h, w]``, ``descriptors [t, Q, C]`` (:func:`pool_descriptors`)."""
+        if logits.shape[0] == 0:
+            return
+        descriptors = descriptors.float()
+        area, cx, cy, orientation, shapes, empty = _frame_geometry((mask_logits.float() > 0).float(), boxes)
+        last_descriptor, last_shape = self._last if self._last is not None else (descriptors[0], shapes[0])
+        first = descriptors[0] if self._first is None else self._first
+        before = torch.cat([last_descriptor[None], descriptors[:-1]])
+        step = (descriptors - before).norm(dim=-1) / descriptors.norm(dim=-1).clamp_min(1e-6)
+        from_first = (descriptors - first).norm(dim=-1) / descriptors.norm(dim=-1).clamp_min(1e-6)
+        shapes_before = torch.cat([last_shape[None], shapes[:-1]])
+        shape_change = ((shapes - shapes_before).abs().sum((-2, -1))
+                        / (shapes + shapes_before).sum((-2, -1)).clamp_min(1e-6))
+        self._signals.append(torch.cat([boxes.float(), area[..., None], cx[..., None], cy[..., None], orientation,
+                                        logits.float()[..., None] / 10, step[..., None], from_first[..., None],
+                                        shape_change[..., None]], -1))
+        present = (~empty).float()
+        shape_sum = (shapes.flatten(2) * present[..., None]).sum(0)
+        if self._first is None:
+            self._first, self._descriptor_sum = first, descriptors.sum(0)
+            self._shape_sum, self._present = shape_sum, present.sum(0)
+        else:
+            self._descriptor_sum = self._descriptor_sum + descriptors.sum(0)
+            self._shape_sum, self._present = self._shape_sum + shape_sum, self._present + present.sum(0)
+        self._last = (descriptors[-1], shapes[-1])
+        self.num_frames += logits.shape[0]
+
+    @property
+    def appearance(self) -> Tensor:
+        """``[Q, A]``: the mean descriptor ++ the mean shape sample over the frames where the mask is there."""
+        if self._descriptor_sum is None:
+            raise ValueError("no frames described yet")
+        shape = self._shape_sum / self._present.clamp_min(1.0)[:, None]
+        return torch.cat([self._descriptor_sum / self.num_frames, shape], -1)
+
+    @property
+    def signals(self) -> Tensor:
+        """``[T, Q, FRAME_SIGNALS]`` per-frame signals (see :data:`FRAME_SIGNALS`)."""
+        if len(self._signals) > 1:
+            self._signals = [torch.cat(self._signals)]
+        return self._signals[0]
+
+    def features(self) -> Tensor:
+        """``[Q, F]`` the ranker's input (:func:`track_features`)."""
+        return track_features(self.appearance, self.signals)
+
+
+def describe_tracks(logits: Tensor, boxes: Tensor, mask_logits: Tensor, descriptors: Tensor
+                    ) -> tuple[Tensor, Tensor]:
+    """What each candidate looks like, ``appearance [Q, C + SHAPE_GRID ** 2]`` (its mean descriptor ++ the mean
+    of its centred, size-normalised mask samples over the frames where it is there), and its per-frame
+    ``signals [T, Q, FRAME_SIGNALS]`` (see :data:`FRAME_SIGNALS`; positions in units of the short side).
+
+    ``logits [T, Q]`` class logits, ``boxes [T, Q, 4]`` (cx, cy, w, h in [0, 1]), ``mask_logits [T, Q, h, w]``,
+    ``descriptors [T, Q, C]`` from :func:`pool_descriptors`. The same as :class:`TrackDescription` fed all frames.
+    """
+    description = TrackDescription()
+    description.add(logits, boxes, mask_logits, descriptors)
+    return description.appearance, description.signals
 
 
 def _thirds(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .candidate_ranker import candidate_features, mean_score_logits, pool_descriptors
+from .candidate_ranker import TrackDescription, mean_score_logits, pool_descriptors
 from .memory import budget_window, release_memory, reuse_freed_memory
 from .referformer import ReferFormer, TextFeatures
 from .text import tokenize
@@ -58,15 +58,16 @@ class ObjectResult:
     """Raw model outputs for one expression over the frames run so far.
 
     ``logits [T, Q]`` (class score logits), ``boxes [T, Q, 4]`` (cx, cy, w, h in [0, 1]),
-    ``mask_logits [T, Q, h, w]`` at stride 4 of the model input; for a model with a ``CandidateRanker``,
-    ``descriptors [T, Q, C]`` (:func:`~referformer_core.candidate_ranker.pool_descriptors`) and the ranker's
-    ``ranking [Q]`` logits over the frames so far. ``best_query``: the ranker's choice, else the best mean score.
+    ``mask_logits [T, Q, h, w]`` at stride 4 of the model input; for a model with a ``CandidateRanker``, the
+    ``description`` of the candidate tracks (:class:`~referformer_core.candidate_ranker.TrackDescription`) and
+    the ranker's ``ranking [Q]`` logits over the frames so far. ``best_query``: the ranker's choice, else the best
+    mean score.
     """
 
     logits: Tensor
     boxes: Tensor
     mask_logits: Tensor
-    descriptors: Tensor | None = None
+    description: TrackDescription | None = None
     ranking: Tensor | None = None
 
     @property
@@ -82,9 +83,8 @@ class ObjectResult:
         return int(self.query_scores.argmax())
 
     def first(self, end: int) -> "ObjectResult":
-        """The outputs of frames ``[0, end)`` (views), without a ranking."""
-        descriptors = None if self.descriptors is None else self.descriptors[:end]
-        return ObjectResult(self.logits[:end], self.boxes[:end], self.mask_logits[:end], descriptors)
+        """The outputs of frames ``[0, end)`` (views), without a description or a ranking."""
+        return ObjectResult(self.logits[:end], self.boxes[:end], self.mask_logits[:end])
 
 
 def prepare_frames(video: Video, short_side: int = SHORT_SIDE, stride: int = 1) -> tuple[FrameBuffer, tuple[int, int]]:
@@ -128,10 +128,11 @@ def encode_texts(model: ReferFormer, tokenizer, texts: list[str], device: torch.
 
 
 def forward_window(model: ReferFormer, frames: Tensor, text: TextFeatures, device: torch.device,
-                   autocast: torch.dtype | None = None) -> list[ObjectResult]:
-    """``frames [t, 3, h, w]`` uint8 and N expressions' ``text`` (:func:`encode_texts`) -> per expression: logits
-    ``[t, Q]``, boxes ``[t, Q, 4]``, mask logits ``[t, Q, h/4, w/4]`` and, for a model with a ranker, descriptors
-    ``[t, Q, C]`` (float32, on the CPU); the backbone runs once for all expressions."""
+                   autocast: torch.dtype | None = None) -> list[tuple[ObjectResult, Tensor | None]]:
+    """``frames [t, 3, h, w]`` uint8 and N expressions' ``text`` (:func:`encode_texts`) -> per expression: its
+    outputs (logits ``[t, Q]``, boxes ``[t, Q, 4]``, mask logits ``[t, Q, h/4, w/4]``) and, for a model with a
+    ranker, the candidates' descriptors ``[t, Q, C]`` (else ``None``); float32, on the CPU. The backbone runs once
+    for all expressions."""
     x = normalize_frames(frames.to(device))[None]
     sizes = torch.tensor([x.shape[-2:]], device=device)
     results = []
@@ -142,18 +143,18 @@ def forward_window(model: ReferFormer, frames: Tensor, text: TextFeatures, devic
             descriptors = None
             if model.candidate_ranker is not None:
                 descriptors = pool_descriptors(visual.features, out["query_features"][0], masks).cpu()
-            results.append(ObjectResult(out["pred_logits"][0].float().max(-1)[0].cpu(),
-                                        out["pred_boxes"][0].float().cpu(), masks.float().cpu(), descriptors))
+            results.append((ObjectResult(out["pred_logits"][0].float().max(-1)[0].cpu(),
+                                         out["pred_boxes"][0].float().cpu(), masks.float().cpu()), descriptors))
     return results
 
 
-def rank_candidates(model: ReferFormer, result: ObjectResult, text: TextFeatures) -> Tensor:
-    """The ranker's ``[Q]`` logits for one expression's outputs so far; ``text`` holds that one expression."""
-    features = candidate_features(result.logits, result.boxes, result.mask_logits, result.descriptors)
+def rank_candidates(model: ReferFormer, features: Tensor, logits: Tensor, text: TextFeatures) -> Tensor:
+    """The ranker's ``[Q]`` logits for one expression: its candidates' ``features [Q, F]``
+    (:meth:`TrackDescription.features`), its class ``logits [T, Q]`` so far; ``text`` holds that one expression."""
     ranker = model.candidate_ranker
     device = next(ranker.parameters()).device
     with torch.inference_mode():
-        prior = mean_score_logits(result.logits)[None].to(device)
+        prior = mean_score_logits(logits)[None].to(device)
         logits = ranker(features[None].to(device), text.words.float(), text.mask, prior)
     return logits[0].float().cpu()
 
@@ -163,7 +164,9 @@ def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, tex
                 ) -> Iterator[tuple[int, int, list[ObjectResult]]]:
     """Run ``texts`` (encoded once) over ``frames[start:end]`` for each window of ``bounds`` (from frame 0); yields
     ``(start, end, results)`` where ``results[i]`` holds expression i's outputs on every frame done so far
-    (``[end, ...]``, views of one buffer per expression sized for all frames, filled window by window).
+    (``[end, ...]``, views of one buffer per expression sized for all frames, filled window by window). With a
+    ``CandidateRanker``, each window's frames are added to each expression's description of its candidate tracks
+    and the candidates are ranked again over all the frames so far.
 
     Nothing of a window but its outputs outlives it, and freed heap memory goes back to the system before the
     next window, so later windows peak where the first did: the peak RSS does not grow with the number of windows.
@@ -174,25 +177,27 @@ def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, tex
     text = encode_texts(model, tokenizer, texts, device, autocast) if bounds else None
     total = bounds[-1][1] if bounds else 0
     buffers: list[ObjectResult] = []
+    descriptions = [TrackDescription() for _ in texts] if model.candidate_ranker is not None else []
     for start, end in bounds:
         outputs = forward_window(model, frames[start:end], text, device, autocast)
         if not buffers:
-            buffers = [ObjectResult(*(x.new_empty((total, *x.shape[1:])) for x in _tensors(o))) for o in outputs]
-        for buffer, output in zip(buffers, outputs):
-            for whole, part in zip(_tensors(buffer), _tensors(output)):
+            buffers = [ObjectResult(*(x.new_empty((total, *x.shape[1:])) for x in _tensors(o))) for o, _ in outputs]
+        for i, (output, descriptors) in enumerate(outputs):
+            for whole, part in zip(_tensors(buffers[i]), _tensors(output)):
                 whole[start:end] = part
+            if descriptions:
+                descriptions[i].add(output.logits, output.boxes, output.mask_logits, descriptors)
         del outputs
         release_memory()
         so_far = [b.first(end) for b in buffers]
-        if model.candidate_ranker is not None:
-            for i, result in enumerate(so_far):
-                result.ranking = rank_candidates(model, result, text.select(i))
+        for i, description in enumerate(descriptions):
+            so_far[i].description = description
+            so_far[i].ranking = rank_candidates(model, description.features(), so_far[i].logits, text.select(i))
         yield start, end, so_far
 
 
-def _tensors(result: ObjectResult) -> tuple[Tensor, ...]:
-    tensors = (result.logits, result.boxes, result.mask_logits)
-    return tensors if result.descriptors is None else (*tensors, result.descriptors)
+def _tensors(result: ObjectResult) -> tuple[Tensor, Tensor, Tensor]:
+    return result.logits, result.boxes, result.mask_logits
 
 
 def best_query(logits: Tensor) -> int:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from referformer_core.bundled import WINDOW_KEY, WORKING_SIZE_KEY, checkpoint_path
-from referformer_core.candidate_ranker import CandidateRanker, describe_tracks, mean_score_logits, track_features
+from referformer_core.candidate_ranker import CandidateRanker, mean_score_logits, track_features
 from referformer_core.checkpoint import TEXT_WEIGHTS_KEY, read_checkpoint, save_checkpoint
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
@@ -59,8 +59,8 @@ class RankerExample:
 
 
 def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool = True) -> list[RankerExample]:
-    """Run every expression of ``data`` through ``predictor`` (whose model has a ranker, so the candidate
-    descriptors are kept) and score each candidate against the truth."""
+    """Run every expression of ``data`` through ``predictor`` (whose model has a ranker, so its candidate tracks
+    are described) and score each candidate against the truth."""
     if predictor.model.candidate_ranker is None:
         raise ReferFormerError("the model needs a candidate ranker to describe its candidates")
     examples = []
@@ -74,8 +74,8 @@ def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool
             scores = [metrics.j_and_f(track.masks, truth).j_and_f for track in
                       sorted(predictor.candidate_tracks(state, obj), key=lambda track: track.query)]
             words = text.words[obj - 1][~text.mask[obj - 1]].float().cpu()
-            appearance, signals = describe_tracks(result.logits, result.boxes, result.mask_logits, result.descriptors)
-            examples.append(RankerExample(exp.video, appearance, signals, words,
+            description = result.description
+            examples.append(RankerExample(exp.video, description.appearance, description.signals, words,
                                           mean_score_logits(result.logits), torch.tensor(scores, dtype=torch.float32)))
     return examples
 

@@ -7,8 +7,9 @@ import torch
 
 from referformer_core import pipeline
 from referformer_core.candidate_ranker import (FRAME_SIGNALS, SHAPE_GRID, SIGNAL_DIM, CandidateRanker,
-                                               appearance_dim, candidate_features, describe_tracks, descriptor_dim,
-                                               mean_score_logits, pool_descriptors, track_features)
+                                               TrackDescription, appearance_dim, candidate_features,
+                                               describe_tracks, descriptor_dim, mean_score_logits, pool_descriptors,
+                                               track_features)
 from referformer_core.checkpoint import load_checkpoint, save_checkpoint
 from referformer_core.config import get_config
 from referformer_core.predictor import VideoPredictor
@@ -86,6 +87,25 @@ def test_candidate_features_describe_where_a_track_goes():
     assert torch.equal(track_features(*describe_tracks(logits, boxes, mask_logits, descriptors)), features)
 
 
+@pytest.mark.parametrize("sizes", [(6,), (1, 1, 1, 1, 1, 1), (2, 0, 3, 1)])
+def test_a_description_grown_window_by_window_is_the_description_of_all_frames(sizes):
+    """Each frame's changes since the previous and the first frame carry across windows; a window of no frames
+    adds nothing."""
+    track = _track()
+    track[3][2:4, 1] = 0.0                                     # a descriptor that vanishes for two frames
+    appearance, signals = describe_tracks(*track)
+    description, start = TrackDescription(), 0
+    for size in sizes:
+        description.add(*(x[start:start + size] for x in track))
+        start += size
+        assert description.num_frames == start and description.signals.shape[0] == start
+    assert torch.allclose(description.appearance, appearance, atol=1e-6)
+    assert torch.equal(description.signals, signals)
+    assert torch.allclose(description.features(), candidate_features(*track), atol=1e-6)
+    with pytest.raises(ValueError, match="no frames"):
+        TrackDescription().appearance
+
+
 @pytest.fixture(scope="module")
 def ranker() -> CandidateRanker:
     """A ranker as if trained: its correction no longer zero, its standardisation fitted."""
@@ -160,7 +180,7 @@ def test_the_predictor_keeps_the_track_the_ranker_puts_first(ranked_predictor, m
         for window in ranked_predictor.iter_windows(state):
             final.update({f: window.masks[0, i] for i, f in enumerate(window.frames)})
         result = state.results[1]
-        assert result.descriptors.shape[:2] == (5, 5) and result.best_query == query
+        assert result.description.signals.shape[:2] == (5, 5) and result.best_query == query
         assert ranked_predictor.candidate_tracks(state, 1)[0].query == query
         assert ranked_predictor.query_scores(state, 1).argmax() == query
         expected = ranked_predictor._upsample(result.mask_logits[:, query], state.orig_size)
@@ -170,7 +190,8 @@ def test_the_predictor_keeps_the_track_the_ranker_puts_first(ranked_predictor, m
 
 
 def test_the_ranking_covers_every_window(ranked_predictor):
-    """Two windows of 2 frames and one of 1: the ranking and the descriptors span all five frames."""
+    """Two windows of 2 frames and one of 1: the description of the candidates and the ranking span all five
+    frames, in order."""
     video = np.random.default_rng(1).integers(0, 256, size=(5, 48, 64, 3), dtype=np.uint8)
     state = ranked_predictor.init_state(video)
     ranked_predictor.add_expression(state, 1, "a red car")
@@ -178,7 +199,11 @@ def test_the_ranking_covers_every_window(ranked_predictor):
     result = state.results[1]
     model = ranked_predictor.model
     text = model.encode_text(*pipeline.tokenize(ranked_predictor.tokenizer, ["a red car"]))
-    assert torch.allclose(result.ranking, pipeline.rank_candidates(model, result, text), atol=1e-5)
+    signals = result.description.signals
+    assert result.description.num_frames == 5 and signals.shape == (5, result.logits.shape[1], FRAME_SIGNALS)
+    assert torch.equal(signals[..., :4], result.boxes) and torch.allclose(signals[..., 9], result.logits / 10)
+    features = result.description.features()
+    assert torch.allclose(result.ranking, pipeline.rank_candidates(model, features, result.logits, text), atol=1e-5)
     assert torch.allclose(result.query_scores.sum(), torch.tensor(1.0))
 
 
