@@ -82,6 +82,16 @@ class ObjectResult:
     def best_query(self) -> int:
         return int(self.query_scores.argmax())
 
+    @property
+    def score_logits(self) -> Tensor:
+        """``[T, Q]`` each query's per-frame score, as logits: its class logits, plus, when there is a ranking,
+        the ranker's correction of the query's video-level logit (``ranking`` minus the logit of its mean score).
+        Without it, a track the ranker prefers to the one with the best mean score would read as low-confidence
+        on every frame."""
+        if self.ranking is None:
+            return self.logits
+        return self.logits + (self.ranking - mean_score_logits(self.logits))
+
     def first(self, end: int) -> "ObjectResult":
         """The outputs of frames ``[0, end)`` (views), without a description or a ranking."""
         return ObjectResult(self.logits[:end], self.boxes[:end], self.mask_logits[:end])

@@ -28,6 +28,8 @@ from .referformer import ReferFormer
 from .text import load_tokenizer, validate_expression
 from .video import FrameBuffer
 
+SCORE_TOLERANCE = 0.01
+"""How far a frame's score may move by the end of a run before its window is yielded again (:meth:`iter_windows`)."""
 Progress = Callable[[int, int], None]
 Window = int | Literal["auto"] | None
 """Frames per forward pass: a number, ``None`` (the whole video in one pass) or ``"auto"`` (from the memory budget)."""
@@ -47,7 +49,8 @@ class CandidateTrack:
 @dataclass
 class WindowMasks:
     """Masks of one window of frames, for every object: ``masks [N, t, H, W]`` bool at the original size,
-    ``scores [N, t]`` of the query used (``queries [N]``); ``final`` when re-sent after the best query changed."""
+    ``scores [N, t]`` of the query used (``queries [N]``, :attr:`ObjectResult.score_logits`); ``final`` when re-sent
+    because the run's end changed the best query or the scores (by more than ``SCORE_TOLERANCE``)."""
 
     frames: range
     obj_ids: list[int]
@@ -134,7 +137,8 @@ class VideoPredictor:
         return cls(model, tokenizer, device=device, short_side=choice.short_side, **kwargs)
 
     def init_state(self, video: str | Path | np.ndarray | Iterable, stride: int = 1) -> InferenceState:
-        """Decode (streamed) and resize the frames of a path, an array ``[T, H, W, 3]`` uint8, or an iterable of frames."""
+        """Decode (streamed) and resize the frames of a path, an array ``[T, H, W, 3]`` uint8, or an iterable of
+        frames."""
         frames, orig_size = pipeline.prepare_frames(video, self.short_side, stride)
         return InferenceState(frames=frames, orig_size=orig_size)
 
@@ -157,24 +161,26 @@ class VideoPredictor:
     def iter_windows(self, state: InferenceState, progress: Progress | None = None) -> Iterator[WindowMasks]:
         """Run the model window by window and yield each window's masks as soon as it is done.
 
-        Each object's masks use its best query over the frames done so far. When the last window changes an
-        object's best query, the earlier windows are yielded again with the final query (``final=True`` on
-        those), so the last masks yielded for a frame are always the final result: the query with the best
-        mean score over the whole video (the official rule), or the candidate a ``CandidateRanker`` ranks
-        first. Objects that already have results are yielded without re-running.
+        Each object's masks use its best query over the frames done so far. When the end of the run changes an
+        object's best query, or the scores of earlier frames (a ``CandidateRanker`` re-ranks after each window),
+        the earlier windows are yielded again with the final query and scores (``final=True`` on those), so the
+        last masks yielded for a frame are always the final result: the query with the best mean score over the
+        whole video (the official rule), or the candidate a ``CandidateRanker`` ranks first. Objects that already
+        have results are yielded without re-running.
         """
         if not state.expressions:
             raise ExpressionError("no object to segment: add an expression first")
         obj_ids = sorted(state.expressions)
-        used: dict[tuple[int, int], tuple[int, ...]] = {}
+        used: dict[tuple[int, int], WindowMasks] = {}
         for start, end, logits in self._run_windows(state, progress):
             queries = tuple(self._known(state, o).best_query for o in obj_ids)
-            used[(start, end)] = queries
-            yield self._window_masks(state, obj_ids, start, end, queries, logits, final=False)
+            used[(start, end)] = self._window_masks(state, obj_ids, start, end, queries, logits, final=False)
+            yield used[(start, end)]
         final = tuple(state.results[o].best_query for o in obj_ids)
-        logits = {o: state.results[o].logits for o in obj_ids}
-        for (start, end), queries in used.items():
-            if queries != final:
+        logits = {o: state.results[o].score_logits for o in obj_ids}
+        for (start, end), window in used.items():
+            scores = self._window_scores(obj_ids, start, end, final, logits)
+            if window.queries != list(final) or not np.allclose(window.scores, scores, rtol=0, atol=SCORE_TOLERANCE):
                 yield self._window_masks(state, obj_ids, start, end, final, logits, final=True)
 
     def propagate_in_video(self, state: InferenceState, progress: Progress | None = None
@@ -190,7 +196,8 @@ class VideoPredictor:
     def _run_windows(self, state: InferenceState, progress: Progress | None
                      ) -> Iterator[tuple[int, int, dict[int, Tensor]]]:
         """Run pending objects window by window; yields ``(start, end, logits)`` where ``logits[obj_id]`` is
-        ``[end, Q]``: the class logits of every frame done so far. Completed objects get ``state.results``.
+        ``[end, Q]``: the score logits (:attr:`ObjectResult.score_logits`) of every frame done so far. Completed
+        objects get ``state.results``.
 
         The backbone runs once per window for all pending objects; their expressions then go through the
         text-conditioned parts one after the other. Objects with results are served from them.
@@ -199,7 +206,7 @@ class VideoPredictor:
         done_ids = [o for o in state.expressions if o in state.results]
         if not pending:
             if done_ids:
-                yield from ((s, e, {o: state.results[o].logits[:e] for o in done_ids})
+                yield from ((s, e, {o: state.results[o].score_logits[:e] for o in done_ids})
                             for s, e in self._windows(state))
             return
         windows = self._windows(state)
@@ -211,7 +218,7 @@ class VideoPredictor:
                 (state.results if done == len(windows) else state.partial)[obj_id] = result
             if progress is not None:
                 progress(done, len(windows))
-            logits = {o: self._known(state, o).logits[:end] for o in state.expressions}
+            logits = {o: self._known(state, o).score_logits[:end] for o in state.expressions}
             yield start, end, logits
         for obj_id in pending:
             state.partial.pop(obj_id, None)
@@ -224,13 +231,19 @@ class VideoPredictor:
                       logits: dict[int, Tensor], final: bool) -> WindowMasks:
         masks = np.stack([self._upsample(self._known(state, o).mask_logits[start:end, q], state.orig_size)
                           for o, q in zip(obj_ids, queries)])
-        scores = np.stack([logits[o][start:end, q].sigmoid().numpy() for o, q in zip(obj_ids, queries)])
+        scores = self._window_scores(obj_ids, start, end, queries, logits)
         return WindowMasks(range(start, end), list(obj_ids), masks, scores, list(queries), final)
 
+    @staticmethod
+    def _window_scores(obj_ids: list[int], start: int, end: int, queries: tuple[int, ...],
+                       logits: dict[int, Tensor]) -> np.ndarray:
+        """``[N, end - start]`` scores of each object's query from its score ``logits [T, Q]``."""
+        return np.stack([logits[o][start:end, q].sigmoid().numpy() for o, q in zip(obj_ids, queries)])
+
     def frame_scores(self, state: InferenceState, obj_id: int) -> np.ndarray:
-        """``[T]`` score of the chosen query on each frame."""
+        """``[T]`` score of the chosen query on each frame (:attr:`ObjectResult.score_logits`)."""
         result = self._result(state, obj_id)
-        return result.logits[:, result.best_query].sigmoid().numpy()
+        return result.score_logits[:, result.best_query].sigmoid().numpy()
 
     def frame_boxes(self, state: InferenceState, obj_id: int) -> np.ndarray:
         """``[T, 4]`` box (x0, y0, x1, y1) of the chosen query, in original pixels."""
@@ -246,7 +259,7 @@ class VideoPredictor:
             masks = np.stack([self._upsample(result.mask_logits[t, q][None], state.orig_size)[0]
                               for t in range(state.num_frames)])
             tracks.append(CandidateTrack(query=q, mean_score=float(scores[q]),
-                                         scores=result.logits[:, q].sigmoid().numpy(),
+                                         scores=result.score_logits[:, q].sigmoid().numpy(),
                                          boxes=self._boxes_xyxy(result.boxes[:, q], state.orig_size), masks=masks))
         return tracks
 
@@ -264,7 +277,7 @@ class VideoPredictor:
             raise ExpressionError(f"query {query} does not exist; the model has {result.logits.shape[1]} queries")
         frames = range(max(frames.start, 0), min(frames.stop, state.num_frames))
         masks = self._upsample(result.mask_logits[frames.start:frames.stop, query], state.orig_size)
-        return masks, result.logits[frames.start:frames.stop, query].sigmoid().numpy()
+        return masks, result.score_logits[frames.start:frames.stop, query].sigmoid().numpy()
 
     def predict(self, frames: str | Path | np.ndarray | Iterable, expression: str) -> np.ndarray:
         """One call for scripts: ``[T, H, W]`` bool masks of the object ``expression`` refers to

@@ -6,6 +6,10 @@ For every expression of a Ref-Youtube-VOS-layout folder with ground truth, each 
 best mean score first: the order the studio's candidate picker offers them) is scored against the truth.
 "Best of k" is the mean J&F when, per expression, the best of the first k candidates is kept: k = 1 is the model's
 own choice (what ``train.predict`` + ``train.evaluate`` report), k = 2 one look at the runner-up.
+
+It also measures the studio's low-score flags: the frames where the chosen track's score is under ``--threshold``
+(the studio's default, 0.5), what share of all frames they are, and how many of them are wrong (J < 0.5) against
+the share of wrong frames among all (:func:`low_score_flags`).
 """
 from __future__ import annotations
 
@@ -25,12 +29,19 @@ from train.evaluate import Expression, load_expressions, read_label_map
 from train.predict import read_frames
 
 
+LOW_SCORE = 0.5
+"""The studio's default low-confidence threshold (``studio.review.LOW_CONFIDENCE``)."""
+
+
 @dataclass(frozen=True)
 class CandidateResult:
-    """J&F ``[Q]`` of one expression's candidate tracks, in the order offered (the model's choice first)."""
+    """J&F ``[Q]`` of one expression's candidate tracks, in the order offered (the model's choice first); the
+    chosen track's score ``frame_scores [T]`` and region similarity ``frame_j [T]`` on each frame."""
 
     expression: Expression
     j_and_f: np.ndarray
+    frame_scores: np.ndarray
+    frame_j: np.ndarray
 
 
 def run_videos(predictor: VideoPredictor, data: str | Path, progress: str | None = None
@@ -62,8 +73,10 @@ def score_candidates(predictor: VideoPredictor, data: str | Path, progress: bool
     for expressions, state, labels in run_videos(predictor, data, "scoring candidates" if progress else None):
         for obj, exp in enumerate(expressions, 1):
             truth = labels == exp.obj_id
-            scores = [metrics.j_and_f(track.masks, truth).j_and_f for track in predictor.candidate_tracks(state, obj)]
-            results.append(CandidateResult(exp, np.array(scores)))
+            tracks = predictor.candidate_tracks(state, obj)
+            scores = [metrics.j_and_f(track.masks, truth).j_and_f for track in tracks]
+            results.append(CandidateResult(exp, np.array(scores), tracks[0].scores,
+                                           metrics.region_similarity(tracks[0].masks, truth)))
     return results
 
 
@@ -72,9 +85,23 @@ def best_of(results: list[CandidateResult], k: int) -> float:
     return float(np.mean([r.j_and_f[:k].max() for r in results]))
 
 
-def summarize(results: list[CandidateResult]) -> dict:
-    """``best_of`` (k -> J&F), ``per_attribute`` (attribute -> k -> J&F, with ``count``) and
-    ``best_rank_share`` (share of expressions whose best candidate is offered at each place)."""
+def low_score_flags(results: list[CandidateResult], threshold: float = LOW_SCORE) -> dict[str, float]:
+    """Over every frame of every expression's chosen track: the share ``flagged`` (score under ``threshold``), the
+    share ``wrong`` (J < 0.5), and of the flagged frames the share wrong (``precision``), of the wrong frames the
+    share flagged (``recall``); NaN where there is nothing to divide."""
+    scores = np.concatenate([r.frame_scores for r in results])
+    wrong = np.concatenate([r.frame_j for r in results]) < 0.5
+    flagged = scores < threshold
+    return {"threshold": threshold, "frames": int(len(scores)), "flagged": float(flagged.mean()),
+            "wrong": float(wrong.mean()),
+            "precision": float(wrong[flagged].mean()) if flagged.any() else float("nan"),
+            "recall": float(flagged[wrong].mean()) if wrong.any() else float("nan")}
+
+
+def summarize(results: list[CandidateResult], threshold: float = LOW_SCORE) -> dict:
+    """``best_of`` (k -> J&F), ``per_attribute`` (attribute -> k -> J&F, with ``count``), ``best_rank_share``
+    (share of expressions whose best candidate is offered at each place) and ``low_score_flags``
+    (:func:`low_score_flags` at ``threshold``)."""
     if not results:
         raise ReferFormerError("no expressions to score")
     ks = range(1, max(len(r.j_and_f) for r in results) + 1)
@@ -86,7 +113,8 @@ def summarize(results: list[CandidateResult]) -> dict:
     ranks = np.array([int(np.argmax(r.j_and_f)) for r in results])
     return {"expressions": len(results), "best_of": {str(k): best_of(results, k) for k in ks},
             "per_attribute": per_attribute,
-            "best_rank_share": [float(np.mean(ranks == i)) for i in range(len(ks))]}
+            "best_rank_share": [float(np.mean(ranks == i)) for i in range(len(ks))],
+            "low_score_flags": low_score_flags(results, threshold)}
 
 
 def format_table(summary: dict) -> str:
@@ -99,6 +127,10 @@ def format_table(summary: dict) -> str:
         lines.append(f"{attribute:<12}{row['count']:>6}" + "".join(f"{100 * row[k]:>11.1f}" for k in ks))
     shares = ", ".join(f"{i + 1}: {100 * s:.0f}%" for i, s in enumerate(summary["best_rank_share"]))
     lines.append(f"best candidate offered at place {shares}")
+    flags = summary["low_score_flags"]
+    lines.append(f"frames scored under {flags['threshold']}: {100 * flags['flagged']:.1f}% of {flags['frames']}, "
+                 f"{100 * flags['precision']:.0f}% of them wrong (J < 0.5; {100 * flags['wrong']:.0f}% of all "
+                 f"frames), {100 * flags['recall']:.0f}% of the wrong frames flagged")
     return "\n".join(lines)
 
 
@@ -108,12 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", help="default: the bundled model")
     parser.add_argument("--text-encoder", help="default: the checkpoint's own, else roberta-base")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threshold", type=float, default=LOW_SCORE, help="low-score flag threshold (the "
+                        "studio's default)")
     parser.add_argument("--json", action="store_true", help="print a last line with the summary as json")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         predictor = VideoPredictor.from_checkpoint(args.checkpoint, args.text_encoder, args.device)
-        summary = summarize(score_candidates(predictor, args.data, progress=not args.no_progress))
+        summary = summarize(score_candidates(predictor, args.data, progress=not args.no_progress), args.threshold)
     except ReferFormerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

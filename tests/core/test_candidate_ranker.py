@@ -176,10 +176,14 @@ def test_the_predictor_keeps_the_track_the_ranker_puts_first(ranked_predictor, m
         _prefer(ranked_predictor, query, monkeypatch)
         state = ranked_predictor.init_state(video)
         ranked_predictor.add_expression(state, 1, "the brown dog")
-        final = {}
+        final, final_scores = {}, {}
         for window in ranked_predictor.iter_windows(state):
             final.update({f: window.masks[0, i] for i, f in enumerate(window.frames)})
+            final_scores.update({f: window.scores[0, i] for i, f in enumerate(window.frames)})
         result = state.results[1]
+        scores = ranked_predictor.frame_scores(state, 1)
+        assert np.allclose([final_scores[f] for f in range(5)], scores, atol=0.01)
+        assert (scores > result.logits[:, query].sigmoid().numpy()).all()    # the ranker's +100 lifts every frame
         assert result.description.signals.shape[:2] == (5, 5) and result.best_query == query
         assert ranked_predictor.candidate_tracks(state, 1)[0].query == query
         assert ranked_predictor.query_scores(state, 1).argmax() == query
@@ -187,6 +191,38 @@ def test_the_predictor_keeps_the_track_the_ranker_puts_first(ranked_predictor, m
         assert np.array_equal(np.stack([final[f] for f in range(5)]), expected)
         assert np.array_equal(ranked_predictor.predict(video, "the brown dog"), expected)
         monkeypatch.undo()
+
+
+def test_frame_scores_carry_the_rankers_correction_of_the_track():
+    logits = torch.tensor([[2.0, -1.0, 0.0], [0.0, -3.0, 1.0]])
+    result = pipeline.ObjectResult(logits, torch.zeros(2, 3, 4), torch.zeros(2, 3, 4, 4))
+    assert torch.equal(result.score_logits, logits)
+    prior = mean_score_logits(logits)
+    result.ranking = prior + torch.tensor([-2.0, 3.0, 0.0])
+    assert result.best_query == 1
+    assert torch.allclose(result.score_logits, logits + torch.tensor([-2.0, 3.0, 0.0]))
+
+
+def test_windows_come_again_when_the_end_of_the_run_changes_their_scores(ranked_predictor, monkeypatch):
+    """The ranker keeps query 2 first but rates it higher with each window: the earlier windows are sent again
+    with the final scores, so the last scores sent for a frame are the final ones."""
+    def rank(model, features, logits, text):
+        ranking = torch.full((logits.shape[1],), -50.0)
+        ranking[2] = 2.0 * logits.shape[0] - 8.0
+        return ranking
+
+    monkeypatch.setattr(pipeline, "rank_candidates", rank)
+    video = np.random.default_rng(2).integers(0, 256, size=(5, 48, 64, 3), dtype=np.uint8)
+    state = ranked_predictor.init_state(video)
+    ranked_predictor.add_expression(state, 1, "the small blue ball")
+    windows = list(ranked_predictor.iter_windows(state))
+    assert [w.final for w in windows] == [False, False, False, True, True]
+    assert all(w.queries == [2] for w in windows)
+    last = {f: w.scores[0, i] for w in windows for i, f in enumerate(w.frames)}
+    logits = state.results[1].logits[:, 2]
+    expected = (logits + 2.0 - mean_score_logits(logits[:, None])[0]).sigmoid().numpy()
+    assert np.allclose([last[f] for f in range(5)], expected, atol=1e-6)
+    assert np.allclose(ranked_predictor.frame_scores(state, 1), expected, atol=1e-6)
 
 
 def test_the_ranking_covers_every_window(ranked_predictor):

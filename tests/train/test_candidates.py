@@ -1,12 +1,14 @@
 """``train.candidates``: the model's own choice scores as predict + evaluate do; the best of more candidates never
 scores less."""
 import json
+import math
 
+import numpy as np
 import pytest
 
 from referformer_core.predictor import VideoPredictor
 from train.candidates import main as candidates_main
-from train.candidates import score_candidates, summarize
+from train.candidates import LOW_SCORE, CandidateResult, low_score_flags, score_candidates, summarize
 from train.evaluate import evaluate
 from train.predict import predict_folder
 from train.world import generate_world
@@ -37,6 +39,27 @@ def test_first_candidate_is_the_models_choice_and_more_candidates_never_score_le
     assert sum(summary["best_rank_share"]) == pytest.approx(1.0)
     for row in summary["per_attribute"].values():
         assert 1 <= row["count"] <= summary["expressions"] and row["1"] <= row[str(len(best))]
+    flags = summary["low_score_flags"]
+    assert flags["frames"] == 4 * summary["expressions"] and 0 <= flags["flagged"] <= 1
+    for result in results:
+        assert result.frame_scores.shape == result.frame_j.shape == (4,)
+        assert ((0 < result.frame_scores) & (result.frame_scores < 1)).all()
+        assert ((0 <= result.frame_j) & (result.frame_j <= 1)).all()
+        assert np.mean(result.frame_j) / 2 - 1e-9 <= result.j_and_f[0] <= (np.mean(result.frame_j) + 1) / 2 + 1e-9
+
+
+def test_low_score_flags_count_flagged_and_wrong_frames():
+    from studio.review import LOW_CONFIDENCE
+
+    assert LOW_SCORE == LOW_CONFIDENCE
+    exp = None
+    results = [CandidateResult(exp, np.zeros(5), np.array([0.2, 0.9, 0.4]), np.array([0.1, 0.9, 0.8])),
+               CandidateResult(exp, np.zeros(5), np.array([0.7]), np.array([0.3]))]
+    flags = low_score_flags(results)
+    assert flags == {"threshold": 0.5, "frames": 4, "flagged": 0.5, "wrong": 0.5, "precision": 0.5,
+                     "recall": 0.5}
+    none_flagged = low_score_flags(results, threshold=0.1)
+    assert none_flagged["flagged"] == 0 and math.isnan(none_flagged["precision"]) and none_flagged["recall"] == 0
 
 
 def test_cli_prints_a_table_and_a_json_line_and_a_missing_folder_is_one_error(world, tmp_path, capsys):
