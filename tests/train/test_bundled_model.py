@@ -14,11 +14,11 @@ from train.text_probe import feature_distance
 from train.text_probe import main as text_probe_main
 from train.world import render_video, video_spec
 
-MEASURED_SAMPLE_J_AND_F = {"sample_1": 0.768, "sample_2": 0.540, "sample_3": 0.614}
-"""J&F of the shipped weights (with their candidate ranker) on each sample (see the model card): the mean, 0.640,
+MEASURED_SAMPLE_J_AND_F = {"sample_1": 0.575, "sample_2": 0.705, "sample_3": 0.784}
+"""J&F of the shipped weights (with their candidate ranker) on each sample (see the model card): the mean, 0.688,
 is below the issue's 0.85 aim."""
-MIN_MEAN_J_AND_F = 0.60
-"""The mean over the samples must stay near the measured 0.640 (without the ranker 0.561; random weights 0.03)."""
+MIN_MEAN_J_AND_F = 0.64
+"""The mean over the samples must stay near the measured 0.688 (without the ranker 0.561; random weights 0.03)."""
 
 
 @pytest.fixture(scope="module")
