@@ -171,16 +171,17 @@ class VideoPredictor:
         if not state.expressions:
             raise ExpressionError("no object to segment: add an expression first")
         obj_ids = sorted(state.expressions)
-        used: dict[tuple[int, int], WindowMasks] = {}
+        used: dict[tuple[int, int], tuple[tuple[int, ...], np.ndarray]] = {}    # queries and scores, not masks
         for start, end, logits in self._run_windows(state, progress):
             queries = tuple(self._known(state, o).best_query for o in obj_ids)
-            used[(start, end)] = self._window_masks(state, obj_ids, start, end, queries, logits, final=False)
-            yield used[(start, end)]
+            window = self._window_masks(state, obj_ids, start, end, queries, logits, final=False)
+            used[(start, end)] = (queries, window.scores)
+            yield window
         final = tuple(state.results[o].best_query for o in obj_ids)
         logits = {o: state.results[o].score_logits for o in obj_ids}
-        for (start, end), window in used.items():
+        for (start, end), (queries, sent) in used.items():
             scores = self._window_scores(obj_ids, start, end, final, logits)
-            if window.queries != list(final) or not np.allclose(window.scores, scores, rtol=0, atol=SCORE_TOLERANCE):
+            if queries != final or not np.allclose(sent, scores, rtol=0, atol=SCORE_TOLERANCE):
                 yield self._window_masks(state, obj_ids, start, end, final, logits, final=True)
 
     def propagate_in_video(self, state: InferenceState, progress: Progress | None = None
