@@ -159,9 +159,10 @@ def build_app(studio: Studio) -> gr.Blocks:
                     undo = gr.Button("Undo (z)", elem_id="undo", min_width=60)
                     redo = gr.Button("Redo (y)", elem_id="redo", min_width=60)
                 status = gr.Markdown("", elem_id="status")
-                curve = gr.Image(label="Score of the selected object per frame (click to jump; red: below the "
-                                 "threshold; band: green reviewed, orange needs fixing)", interactive=False,
-                                 format="png", elem_id="confidence", height=130, buttons=[])
+                gr.Markdown("**Score of the selected object per frame**: click to jump; red dots: below the "
+                            "threshold; band: green reviewed, orange needs fixing", elem_id="confidence_caption")
+                curve = gr.Image(label="Score per frame", show_label=False, interactive=False, format="png",
+                                 elem_id="confidence", height=130, buttons=[])
                 with gr.Row():
                     show_boxes = gr.Checkbox(label="Boxes", value=False, elem_id="show_boxes")
                     show_labels = gr.Checkbox(label="Labels", value=True, elem_id="show_labels")

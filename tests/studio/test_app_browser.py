@@ -222,6 +222,8 @@ def test_create_upload_segment_review_export(page, server, sample_video, tmp_pat
     done = wait_text(page, "message", "✅ done", timeout=SEGMENT_TIMEOUT_MS)
     assert "(model)" in done and "object 1 score" in done, done
     page.screenshot(path=str(page.screens / "3-segmented.png"), full_page=True)
+    caption, curve = page.locator("#confidence_caption").bounding_box(), page.locator("#confidence img").bounding_box()
+    assert caption["y"] + caption["height"] <= curve["y"] + 1, (caption, curve)  # nothing covers a score near 1
 
     # step through the frames: keyboard and buttons (focus on a button, not in a text box)
     start = frame_shown(page)
