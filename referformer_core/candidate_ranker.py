@@ -116,7 +116,7 @@ class TrackDescription:
         self._signals: list[Tensor] = []
         self._descriptor_sum: Tensor | None = None
         self._shape_sum: Tensor | None = None
-        self._present = torch.zeros(0)
+        self._present: Tensor | None = None
         self._first: Tensor | None = None
         self._last: tuple[Tensor, Tensor] | None = None
         self.num_frames = 0
@@ -131,8 +131,9 @@ class TrackDescription:
         last_descriptor, last_shape = self._last if self._last is not None else (descriptors[0], shapes[0])
         first = descriptors[0] if self._first is None else self._first
         before = torch.cat([last_descriptor[None], descriptors[:-1]])
-        step = (descriptors - before).norm(dim=-1) / descriptors.norm(dim=-1).clamp_min(1e-6)
-        from_first = (descriptors - first).norm(dim=-1) / descriptors.norm(dim=-1).clamp_min(1e-6)
+        size = descriptors.norm(dim=-1).clamp_min(1e-6)
+        step = (descriptors - before).norm(dim=-1) / size
+        from_first = (descriptors - first).norm(dim=-1) / size
         shapes_before = torch.cat([last_shape[None], shapes[:-1]])
         shape_change = ((shapes - shapes_before).abs().sum((-2, -1))
                         / (shapes + shapes_before).sum((-2, -1)).clamp_min(1e-6))
