@@ -74,9 +74,9 @@ def score_candidates(predictor: VideoPredictor, data: str | Path, progress: bool
         for obj, exp in enumerate(expressions, 1):
             truth = labels == exp.obj_id
             tracks = predictor.candidate_tracks(state, obj)
-            scores = [metrics.j_and_f(track.masks, truth).j_and_f for track in tracks]
-            results.append(CandidateResult(exp, np.array(scores), tracks[0].scores,
-                                           metrics.region_similarity(tracks[0].masks, truth)))
+            measured = [metrics.j_and_f(track.masks, truth) for track in tracks]
+            results.append(CandidateResult(exp, np.array([m.j_and_f for m in measured]), tracks[0].scores,
+                                           measured[0].j_frames))
     return results
 
 
