@@ -181,8 +181,11 @@ def build_app(studio: Studio) -> gr.Blocks:
                                                elem_id="pick_until", min_width=90)
                         click_picks = gr.Checkbox(label="Clicking the frame picks the candidate under it",
                                                   value=True, elem_id="click_picks")
-                    candidate_gallery = gr.Gallery(label="Candidates (click one to use it)", columns=5, rows=1,
-                                                   height=180, allow_preview=False, elem_id="candidates")
+                    gr.Markdown("**Candidates** (click one to use it): query · score over the video · score on "
+                                "this frame · ✓ the one in use", elem_id="candidates_caption")
+                    candidate_gallery = gr.Gallery(label="Candidates", show_label=False, columns=5, rows=1,
+                                                   height=200, allow_preview=False, object_fit="contain",
+                                                   elem_id="candidates")
                     brush = gr.ImageEditor(label="Brush / eraser (paint the object; ✓ or m saves)", type="numpy",
                                            sources=[], transforms=[], layers=False, elem_id="brush", height=420,
                                            brush=gr.Brush(default_size=12, colors=[("#e69f00", 0.55)],

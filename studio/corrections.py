@@ -12,44 +12,60 @@ import cv2
 import numpy as np
 
 from annotations import Origin, Project
-from referformer_core.overlay import object_colour, overlay_masks
+from referformer_core.overlay import object_colour
 from referformer_core.predictor import InferenceState, VideoPredictor
 
 from .errors import StudioError
-from .render import thumbnail
+from .render import candidate_thumbnail
 
 SCOPES = ("this frame", "from this frame to…", "whole video")
 BRUSH_ALPHA = 0.55
 
 
+IN_USE_IOU = 0.9
+"""A candidate whose mask on a frame overlaps the object's stored mask at least this much (IoU) is the one in use."""
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """One query of the model for an object: its score (``VideoPredictor.query_scores``: the mean class score, or
-    the ranker's probability) and a thumbnail of its mask on the current frame."""
+    """One query of the model for an object, seen on one frame: ``video_score`` (``VideoPredictor.query_scores``:
+    its mean class score over the video, or the ranker's probability), ``frame_score`` (its score on this frame),
+    ``in_use`` (its mask is the object's stored one on this frame) and a thumbnail of its mask there."""
 
     query: int
-    mean_score: float
-    chosen: bool
+    video_score: float
+    frame_score: float
+    in_use: bool
     thumbnail: np.ndarray
 
     @property
     def caption(self) -> str:
-        return f"query {self.query} · {self.mean_score:.2f}{' · current' if self.chosen else ''}"
+        """``query Q · video score · this frame's score`` and a check mark on the one in use."""
+        return f"query {self.query} · {self.video_score:.2f} · {self.frame_score:.2f}{' ✓' if self.in_use else ''}"
 
 
 def candidates(project: Project, video: str, obj_id: int, frame: int, predictor: VideoPredictor,
                state: InferenceState, height: int = 96) -> list[Candidate]:
-    """Every query of ``obj_id``, best score first, each drawn on ``frame``."""
+    """Every query of ``obj_id``, best video score first, each drawn on ``frame``."""
     scores = predictor.query_scores(state, obj_id)
     image = project.read_frame(video, frame)
+    stored = project.get_mask(video, obj_id, frame)
     colour = object_colour(obj_id)
-    best = int(scores.argmax())
-    out = []
-    for query in np.argsort(-scores):
-        masks, _ = predictor.query_masks(state, obj_id, int(query), range(frame, frame + 1))
-        out.append(Candidate(int(query), float(scores[query]), int(query) == best,
-                             thumbnail(overlay_masks(image, masks, [colour], alpha=0.6), height)))
-    return out
+    order = [int(q) for q in np.argsort(-scores, kind="stable")]
+    found = {q: predictor.query_masks(state, obj_id, q, range(frame, frame + 1)) for q in order}
+    overlaps = {q: _iou(masks[0], stored) for q, (masks, _) in found.items()}
+    in_use = max(order, key=lambda q: overlaps[q])
+    in_use = in_use if overlaps[in_use] >= IN_USE_IOU else None
+    return [Candidate(q, float(scores[q]), float(found[q][1][0]), q == in_use,
+                      candidate_thumbnail(image, found[q][0][0], colour, height)) for q in order]
+
+
+def _iou(mask: np.ndarray, stored: np.ndarray | None) -> float:
+    """IoU of two ``[H, W]`` bool masks (1 when both are empty); 0 without a stored mask of the same size."""
+    if stored is None or stored.shape != mask.shape:
+        return 0.0
+    union = np.logical_or(mask, stored).sum()
+    return float(np.logical_and(mask, stored).sum() / union) if union else 1.0
 
 
 def scope_frames(scope: str, frame: int, until: int | None, count: int) -> range:

@@ -90,6 +90,20 @@ def thumbnail(image: np.ndarray, height: int = 72) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
 
 
+def candidate_thumbnail(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], height: int = 96
+                        ) -> np.ndarray:
+    """``image [H, W, 3]`` with one candidate's ``mask [H, W]`` lit and everything else dimmed, outlined in
+    ``colour``, scaled to ``height``: which object a candidate picks stays clear at thumbnail size, even where the
+    object's own colour is close to the mask colour."""
+    lit = overlay_masks(image, [mask], [colour], alpha=0.3)
+    out = np.where(mask[..., None], lit, (image.astype(np.uint16) * 3 // 10).astype(np.uint8))
+    small = thumbnail(out, height)
+    small_mask = (thumbnail(mask.astype(np.uint8) * 255, height) > 127).astype(np.uint8)
+    contours, _ = cv2.findContours(small_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(small, contours, -1, tuple(int(c) for c in colour), 2)
+    return small
+
+
 def filmstrip(project: Project, video: str, count: int = 12, height: int = 72) -> list[tuple[np.ndarray, str]]:
     """Up to ``count`` thumbnails spread over the video, with their frame numbers as captions."""
     total = project.video(video).frame_count

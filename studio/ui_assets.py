@@ -75,6 +75,7 @@ CSS = """
 #status { font-variant-numeric: tabular-nums; }
 #transport button { font-size: 0.9em; }
 #confidence img { cursor: crosshair; }
+#candidates .caption-label { font-size: 0.72em; padding: 1px 4px; max-width: 98%; }
 #viewer img { object-fit: contain; }
 #sample_select input { font-size: 0.85em; text-overflow: ellipsis; padding-right: 1.6em; }
 """

@@ -6,6 +6,7 @@ from annotations import Origin
 from referformer_core.overlay import object_colour
 from studio.corrections import SCOPES, mask_from_editor
 from studio.errors import StudioError
+from studio.render import candidate_thumbnail
 from studio.media import ImportOptions
 
 
@@ -21,9 +22,21 @@ def segmented(studio, sample_video):
 def test_candidates_are_every_query_best_first(studio, segmented):
     found = studio.candidates(studio.goto(segmented, 3))
     assert len(found) == 5
-    assert [c.mean_score for c in found] == sorted((c.mean_score for c in found), reverse=True)
-    assert found[0].chosen and not any(c.chosen for c in found[1:])
-    assert found[0].thumbnail.shape[0] == 96 and "current" in found[0].caption
+    assert [c.video_score for c in found] == sorted((c.video_score for c in found), reverse=True)
+    assert [c.in_use for c in found] == [True] + [False] * 4  # the model's choice is what a run stored
+    assert found[0].thumbnail.shape[0] == 96 and found[0].caption.endswith(" ✓")
+    predictor, state = studio._model_state(segmented, create=False)
+    for c in found:
+        assert c.caption.startswith(f"query {c.query} · {c.video_score:.2f} · ")
+        assert c.frame_score == pytest.approx(float(predictor.query_masks(state, 1, c.query, range(3, 4))[1][0]))
+
+
+def test_the_candidate_in_use_follows_a_pick(studio, segmented):
+    view = studio.goto(segmented, 3)
+    runner_up = studio.candidates(view)[1].query
+    view, _ = studio.pick_candidate(view, runner_up)
+    assert [c.query for c in studio.candidates(view) if c.in_use] == [runner_up]
+    assert [c.in_use for c in studio.candidates(studio.goto(view, 2))] == [True] + [False] * 4
 
 
 def test_picking_a_candidate_for_a_range_stores_its_masks_as_hand(studio, segmented):
@@ -103,3 +116,17 @@ def test_a_later_model_run_keeps_the_correction_and_propagation_changes_the_next
     assert np.array_equal(project.get_mask("square", 1, 0), truth)
     assert {m.origin for m in project.mask_infos("square", 1) if m.frame < 4} == {Origin.HAND, Origin.PROPAGATED}
     assert studio.undo(view).startswith("undid")
+
+
+def test_a_candidate_thumbnail_lights_its_mask_and_dims_the_rest():
+    image = np.full((120, 160, 3), 200, np.uint8)
+    mask = np.zeros((120, 160), bool)
+    mask[30:90, 40:100] = True
+    colour = object_colour(1)
+    thumb = candidate_thumbnail(image, mask, colour, height=60)
+    assert thumb.shape == (60, 80, 3)
+    assert (thumb[5, 5] == 60).all()                                 # outside: dimmed to 30 %
+    inside = thumb[30, 35].astype(int)
+    assert inside.sum() > 3 * 120 and inside[2] < 200                # inside: lit, tinted by the object colour
+    assert (thumb[15, 35] == colour).all() or (thumb[14, 35] == colour).all()  # outline at the mask's top edge
+    assert (candidate_thumbnail(image, np.zeros_like(mask), colour, 60) == 60).all()
