@@ -75,7 +75,8 @@ def build_app(studio: Studio) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1, min_width=320, elem_id="sidebar"):
                 with gr.Accordion("Project", open=True):
-                    project_select = gr.Dropdown(label="Open project", choices=[], elem_id="project_select", allow_custom_value=True)
+                    project_select = gr.Dropdown(label="Open project", choices=[], elem_id="project_select",
+                                                 allow_custom_value=True)
                     with gr.Row():
                         project_name = gr.Textbox(label="New project", placeholder="name", elem_id="project_name",
                                                   scale=3)
@@ -101,7 +102,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                                                  choices=list_media(studio.config.media_dirs), elem_id="media_path",
                                                  scale=3)
                         media_open = gr.Button("Open", elem_id="media_open", scale=1, min_width=80)
-                    video_select = gr.Dropdown(label="Video", choices=[], elem_id="video_select", allow_custom_value=True)
+                    video_select = gr.Dropdown(label="Video", choices=[], elem_id="video_select",
+                                               allow_custom_value=True)
                 with gr.Accordion("Objects", open=True):
                     obj_select = gr.Dropdown(label="Object", choices=[], elem_id="obj_select", allow_custom_value=True)
                     expression = gr.Textbox(label="Referring expression", placeholder="e.g. the dog jumping over "
@@ -169,8 +171,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                     threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Low score below",
                                           elem_id="threshold")
                     mark_all = gr.Button("Mark all reviewed", elem_id="mark_all", min_width=80)
-                filmstrip = gr.Gallery(label="Filmstrip", columns=12, rows=1, height=110, elem_id="filmstrip",
-                                       allow_preview=False)
+                filmstrip = gr.Gallery(label="Filmstrip", show_label=False, columns=12, rows=1, height=110,
+                                       elem_id="filmstrip", allow_preview=False)
                 with gr.Accordion("Correct the selected object", open=True, elem_id="correct"):
                     with gr.Row():
                         show_candidates = gr.Button("Model's candidates (c)", elem_id="show_candidates",

@@ -57,12 +57,17 @@ def segment(args: argparse.Namespace) -> int:
     state = predictor.init_state(args.video, stride=args.stride)
     predictor.add_expression(state, 1, args.expression)
 
+    live = sys.stderr.isatty()
+
     def progress(done: int, total: int) -> None:
-        print(f"\rsegmenting: window {done}/{total}", end="", file=sys.stderr, flush=True)
+        """One line rewritten in place on a terminal; a line per window in a log."""
+        print(f"{chr(13) if live else ''}segmenting: window {done}/{total}", end="" if live else "\n",
+              file=sys.stderr, flush=True)
 
     by_frame = {t: m[0] for t, _, m in predictor.propagate_in_video(state, progress=progress)}
     masks = np.stack([by_frame[t] for t in range(len(by_frame))])
-    print(file=sys.stderr)
+    if live:
+        print(file=sys.stderr)
     _save_masks(Path(args.out), masks)
     scores = predictor.frame_scores(state, 1)
     if args.preview:
