@@ -69,6 +69,7 @@ def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="ReferFormer Studio", delete_cache=(3600, 24 * 3600)) as demo:
         view_state = gr.State(View())
         playing = gr.State(False)
+        candidates_shown = gr.State(False)  # the candidates gallery is filled (and follows the view)
         with gr.Row(elem_id="header"):
             gr.Markdown("## ReferFormer Studio")
             gr.Markdown(f"start-up model: {studio.config.model.describe()}", elem_id="model_line")
@@ -306,16 +307,16 @@ def build_app(studio: Studio) -> gr.Blocks:
                         if not step.final:  # follow the masks as they arrive
                             view = studio.goto(view, step.last_frames.start)
                         progress((step.done, step.total), desc=step.describe())
-                        yield show(build_screen(studio, view, opts)) + [step.describe()]
+                        yield show(build_screen(studio, view, opts)) + [step.describe(), [], False]
                     view = studio.goto(view, start_frame)
-                    yield show(build_screen(studio, view, opts)) + ["✅ done: " + studio.status_line(view)]
+                    yield show(build_screen(studio, view, opts)) + ["✅ done: " + studio.status_line(view), [], False]
                 except Exception as exc:
                     gr.Warning(user_message(exc))
-                    yield show(build_screen(studio, view, opts)) + ["⚠️ " + user_message(exc)]
+                    yield show(build_screen(studio, view, opts)) + ["⚠️ " + user_message(exc), [], False]
             return handler
 
         seg_inputs = [view_state, *display_inputs, overwrite]
-        seg_outputs = screen_outputs + [message]
+        seg_outputs = screen_outputs + [message, candidate_gallery, candidates_shown]  # a run outdates candidates
         seg_one = segment_obj.click(run_segment(False), seg_inputs, seg_outputs, api_name="segment",
                                     concurrency_id="model", concurrency_limit=1, show_progress="full",
                                     show_progress_on=[message])
@@ -339,8 +340,8 @@ def build_app(studio: Studio) -> gr.Blocks:
             return act(lambda v: studio.goto(v, int(str(evt.value["caption"]).split()[-1])))(view, boxes, labels, thr)
 
         wire(filmstrip, None, handler=filmstrip_clicked, event="select", api_visibility="private")
-        wire(undo, lambda v: (v, studio.undo(v)), api_name="undo")
-        wire(redo, lambda v: (v, studio.redo(v)), api_name="redo")
+        mask_edits = [wire(undo, lambda v: (v, studio.undo(v)), api_name="undo"),
+                      wire(redo, lambda v: (v, studio.redo(v)), api_name="redo")]
         for box in display_inputs:
             box.change(refresh, [view_state, *display_inputs], screen_outputs, show_progress="hidden",
                        api_visibility="private")
@@ -374,20 +375,35 @@ def build_app(studio: Studio) -> gr.Blocks:
         def list_candidates(v: View):
             try:
                 found = studio.candidates(v)
-                return [(c.thumbnail, c.caption) for c in found], f"{len(found)} candidates for object {v.obj_id}"
+                return ([(c.thumbnail, c.caption) for c in found],
+                        f"{len(found)} candidates for object {v.obj_id} on frame {v.frame}", True)
             except Exception as exc:
                 gr.Warning(user_message(exc))
-                return [], "⚠️ " + user_message(exc)
+                return [], "⚠️ " + user_message(exc), False
 
-        show_candidates.click(list_candidates, view_state, [candidate_gallery, message], api_name="candidates")
+        show_candidates.click(list_candidates, view_state, [candidate_gallery, message, candidates_shown],
+                              api_name="candidates", concurrency_id="model")
+
+        def follow_candidates(v: View, shown: bool, is_playing: bool):
+            """Shown candidates follow the frame, the object and picks (not every frame of a playback)."""
+            if not shown or is_playing:
+                return gr.skip(), gr.skip()
+            try:
+                return [(c.thumbnail, c.caption) for c in studio.candidates(v)], True
+            except Exception:  # e.g. another object, not segmented yet: nothing to show, no message to replace
+                return [], False
+
+        follow = dict(fn=follow_candidates, inputs=[view_state, candidates_shown, playing],
+                      outputs=[candidate_gallery, candidates_shown], show_progress="hidden", concurrency_id="model")
+        view_state.change(**follow, api_visibility="private")
 
         def candidate_clicked(view: View, boxes: bool, labels: bool, thr: float, scope: str, until,
                               evt: gr.SelectData):
             query = int(str(evt.value["caption"]).split()[1])
             return act(lambda v: studio.pick_candidate(v, query, scope, until))(view, boxes, labels, thr)
 
-        wire(candidate_gallery, None, [pick_scope, pick_until], handler=candidate_clicked, event="select",
-             api_visibility="private")
+        mask_edits.append(wire(candidate_gallery, None, [pick_scope, pick_until], handler=candidate_clicked,
+                               event="select", api_visibility="private"))
 
         def viewer_clicked(view: View, boxes: bool, labels: bool, thr: float, enabled: bool, scope: str, until,
                            evt: gr.SelectData):
@@ -396,8 +412,8 @@ def build_app(studio: Studio) -> gr.Blocks:
             x, y = evt.index
             return act(lambda v: studio.pick_at(v, x, y, scope, until))(view, boxes, labels, thr)
 
-        wire(viewer, None, [click_picks, pick_scope, pick_until], handler=viewer_clicked, event="select",
-             api_visibility="private")
+        mask_edits.append(wire(viewer, None, [click_picks, pick_scope, pick_until], handler=viewer_clicked,
+                               event="select", api_visibility="private"))
 
         def load_brush(v: View):
             try:
@@ -410,10 +426,13 @@ def build_app(studio: Studio) -> gr.Blocks:
                 return None, "⚠️ " + user_message(exc)
 
         brush_load.click(load_brush, view_state, [brush, message], api_name="brush_start")
-        wire(brush_save, lambda v, value: studio.brush_save(v, value), [brush], api_name="brush_save")
-        wire(brush, lambda v, value: studio.brush_save(v, value), [brush], event="apply", api_visibility="private")
-        wire(propagate_btn, lambda v, d, n: studio.propagate(v, d, n), [direction, propagate_frames],
-             api_name="propagate")
+        mask_edits += [
+            wire(brush_save, lambda v, value: studio.brush_save(v, value), [brush], api_name="brush_save"),
+            wire(brush, lambda v, value: studio.brush_save(v, value), [brush], event="apply", api_visibility="private"),
+            wire(propagate_btn, lambda v, d, n: studio.propagate(v, d, n), [direction, propagate_frames],
+                 api_name="propagate")]
+        for edit in mask_edits:  # the frame's mask changed, not the view: the ✓ of shown candidates may move
+            edit.then(**follow, api_visibility="private")
 
         # fine-tuning
         finetune_timer = gr.Timer(2.0, active=False)

@@ -54,7 +54,10 @@ def candidates(project: Project, video: str, obj_id: int, frame: int, predictor:
     order = [int(q) for q in np.argsort(-scores, kind="stable")]
     found = {q: predictor.query_masks(state, obj_id, q, range(frame, frame + 1)) for q in order}
     overlaps = {q: _iou(masks[0], stored) for q, (masks, _) in found.items()}
-    in_use = max(order, key=lambda q: overlaps[q])
+    stored_score = next((m.score for m in project.mask_infos(video, obj_id) if m.frame == frame), None)
+    # several masks can match the stored one (e.g. all empty): the stored score, kept with a pick, tells them apart
+    in_use = max(order, key=lambda q: (overlaps[q] >= IN_USE_IOU, overlaps[q] if stored_score is None
+                                       else -abs(float(found[q][1][0]) - stored_score), overlaps[q]))
     in_use = in_use if overlaps[in_use] >= IN_USE_IOU else None
     return [Candidate(q, float(scores[q]), float(found[q][1][0]), q == in_use,
                       candidate_thumbnail(image, found[q][0][0], colour, height)) for q in order]

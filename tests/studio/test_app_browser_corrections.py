@@ -2,11 +2,24 @@
 from __future__ import annotations
 
 import numpy as np
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from annotations import Origin, Project, read_ytvos
 
 from .test_app_browser import (EXPRESSION, SEGMENT_TIMEOUT_MS, add_object, browser, create_project, export,  # noqa: F401
                                extract, import_video, page, server, text_of, wait_frame, wait_text)
+
+
+def wait_in_use(page, index: int) -> None:
+    """Wait until the candidate marked ✓ (its mask is the frame's) is the ``index``-th thumbnail, and only it."""
+    try:
+        page.wait_for_function(
+            "i => { const c = [...document.querySelectorAll('#candidates .caption-label')].map(e => e.innerText);"
+            " return c.length === 5 && c.filter(t => t.endsWith('✓')).length === 1 && c[i].endsWith('✓'); }",
+            arg=index, timeout=30000)
+    except PlaywrightTimeout:
+        captions = page.locator("#candidates .caption-label").all_inner_texts()
+        raise AssertionError(f"✓ not on candidate {index}: {captions} ({text_of(page, 'status')})") from None
 
 
 def test_pick_paint_propagate_undo_redo_export(page, server, sample_video, tmp_path):
@@ -18,12 +31,20 @@ def test_pick_paint_propagate_undo_redo_export(page, server, sample_video, tmp_p
     wait_text(page, "message", "✅ done", timeout=SEGMENT_TIMEOUT_MS)
 
     page.keyboard.press("c")
-    wait_text(page, "message", "5 candidates for object 1")
+    wait_text(page, "message", "5 candidates for object 1 on frame 0")
+    wait_in_use(page, 0)  # the model's choice is what the run stored
     thumbs = page.locator("#candidates button.thumbnail-item, #candidates .thumbnail-item")
     thumbs.nth(1).click()
     wait_text(page, "message", "picked for 1 frame(s)")
     wait_text(page, "status", "(hand)")
+    wait_in_use(page, 1)  # the gallery follows the pick
     page.screenshot(path=str(page.screens / "picked.png"), full_page=True)
+    page.keyboard.press("ArrowRight")
+    wait_frame(page, 1)
+    wait_in_use(page, 0)  # ... and the frame: frame 1 still holds the model's choice
+    page.keyboard.press("ArrowLeft")
+    wait_frame(page, 0)
+    wait_in_use(page, 1)
 
     page.keyboard.press("e")
     wait_text(page, "message", "editing object 1 on frame 0")
