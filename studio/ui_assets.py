@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 # (key, what it does: "#elem_id" clicks that control, a CSS selector clicks the first match, "size:N" changes the
-# brush size by N pixels; help line or "" when the key shares the line above)
+# brush size by N pixels, "step:N" moves N frames (wrapping around); help line or "" when the key shares the line
+# above)
 SHORTCUTS: tuple[tuple[str, str, str], ...] = (
-    ("ArrowRight", "#next_frame", "→ / d: next frame"),
-    ("d", "#next_frame", ""),
-    ("ArrowLeft", "#prev_frame", "← / a: previous frame"),
-    ("a", "#prev_frame", ""),
+    ("ArrowRight", "step:1", "→ / d: next frame (hold or tap quickly to move several)"),
+    ("d", "step:1", ""),
+    ("ArrowLeft", "step:-1", "← / a: previous frame"),
+    ("a", "step:-1", ""),
     (" ", "#play", "space: play / pause"),
     ("r", "#mark_reviewed", "r: accept the frame (mark it reviewed) and go to the next"),
     ("f", "#mark_fix", "f: mark the frame as needing a fix"),
@@ -48,6 +49,18 @@ SHORTCUTS_JS = """
     const opener = document.querySelector("#brush button[aria-label='Brush Size']");
     if (opener) { opener.click(); setTimeout(apply, 60); }
   };
+  // Frame steps move the slider at once and ask for the frame only when the keys pause, so quick presses add up
+  // (a click per press would send the same starting frame each time while the first answer is on its way).
+  let stepTimer = null;
+  const stepFrames = (delta) => {
+    const range = document.querySelector("#frame_slider input[type=range]");
+    if (!range) return;
+    const count = +range.max - +range.min + 1;
+    range.value = +range.min + (((+range.value - +range.min + delta) %% count) + count) %% count;
+    range.dispatchEvent(new Event("input", {bubbles: true}));
+    clearTimeout(stepTimer);
+    stepTimer = setTimeout(() => range.dispatchEvent(new Event("pointerup", {bubbles: true})), 150);
+  };
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     const tag = (target && target.tagName || "").toLowerCase();
@@ -60,6 +73,7 @@ SHORTCUTS_JS = """
     if (!action) return;
     event.preventDefault();
     if (action.startsWith("size:")) { brushSize(parseInt(action.slice(5), 10)); return; }
+    if (action.startsWith("step:")) { stepFrames(parseInt(action.slice(5), 10)); return; }
     const root = document.querySelector(action);
     if (!root) return;
     const control = root.matches("button, input") ? root : root.querySelector("button, input");
