@@ -18,6 +18,7 @@ import numpy as np
 from .errors import ReferFormerError
 from .memory import DEFAULT_MAX_MEMORY
 from .precision import PRECISIONS
+from .progress import end_progress, show_progress
 
 EXPORT_FORMATS = ("ytvos", "ytvis", "coco")
 
@@ -57,17 +58,12 @@ def segment(args: argparse.Namespace) -> int:
     state = predictor.init_state(args.video, stride=args.stride)
     predictor.add_expression(state, 1, args.expression)
 
-    live = sys.stderr.isatty()
-
     def progress(done: int, total: int) -> None:
-        """One line rewritten in place on a terminal; a line per window in a log."""
-        print(f"{chr(13) if live else ''}segmenting: window {done}/{total}", end="" if live else "\n",
-              file=sys.stderr, flush=True)
+        show_progress(f"segmenting: window {done}/{total}")
 
     by_frame = {t: m[0] for t, _, m in predictor.propagate_in_video(state, progress=progress)}
     masks = np.stack([by_frame[t] for t in range(len(by_frame))])
-    if live:
-        print(file=sys.stderr)
+    end_progress()
     _save_masks(Path(args.out), masks)
     scores = predictor.frame_scores(state, 1)
     if args.preview:

@@ -24,6 +24,7 @@ import numpy as np
 
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import InferenceState, VideoPredictor
+from referformer_core.progress import end_progress, show_progress
 from train import metrics
 from train.evaluate import Expression, load_expressions, read_label_map
 from train.predict import read_frames
@@ -62,9 +63,9 @@ def run_videos(predictor: VideoPredictor, data: str | Path, progress: str | None
         labels = np.stack([read_label_map(data / "Annotations" / video / f"{f}.png") for f in frames])
         yield expressions, state, labels
         if progress:
-            print(f"\r{progress}: video {done}/{len(by_video)}", end="", file=sys.stderr, flush=True)
+            show_progress(f"{progress}: video {done}/{len(by_video)}")
     if progress:
-        print(file=sys.stderr)
+        end_progress()
 
 
 def score_candidates(predictor: VideoPredictor, data: str | Path, progress: bool = True) -> list[CandidateResult]:

@@ -37,6 +37,7 @@ from annotations.errors import AnnotationError
 from annotations.images import read_label_png
 from annotations.ytvos import read_meta_expressions
 from referformer_core.errors import ReferFormerError
+from referformer_core.progress import end_progress, show_progress
 from train import metrics
 
 
@@ -128,10 +129,9 @@ def read_scores(folder: Path, num_frames: int) -> np.ndarray:
 
 
 def _progress(done: int, total: int) -> None:
-    sys.stderr.write(f"\r  evaluating videos {done}/{total}")
+    show_progress(f"  evaluating videos {done}/{total}")
     if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+        end_progress()
 
 
 def evaluate(

@@ -19,6 +19,7 @@ from PIL import Image
 
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
+from referformer_core.progress import end_progress, show_progress
 from train.data import ExpressionRecord, read_expressions
 
 
@@ -49,9 +50,9 @@ def predict_folder(predictor: VideoPredictor, data: str | Path, out: str | Path,
             scores = predictor.frame_scores(state, obj)
             (folder / "scores.json").write_text(json.dumps({"scores": [round(float(s), 6) for s in scores]}))
         if progress:
-            print(f"\rpredicting: video {done}/{len(by_video)}", end="", file=sys.stderr, flush=True)
+            show_progress(f"predicting: video {done}/{len(by_video)}")
     if progress:
-        print(file=sys.stderr)
+        end_progress()
     return out
 
 
