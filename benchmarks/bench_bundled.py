@@ -6,8 +6,9 @@ of segmenting a 300-frame video, each in a fresh process.
 The video is one of the generated world (``train.world``, held-out split) at 240x320, the size of the samples;
 the model runs at the short side stored with it. Frames per second count everything ``VideoPredictor`` does from
 decoded frames to masks at the original size (resize, backbone, transformer, masks, upsampling), after one
-warm-up video. Prints a table; with ``--json`` a last line with ``fps``, ``seconds_per_frame``, ``short_side``,
-``frames``, ``peak_rss_gb``, ``checkpoint_mb``, ``threads``.
+warm-up video; the same again without the mask refinement the bundle asks for (``referformer_core/refine.py``),
+the official post-processing. Prints a table; with ``--json`` a last line with ``fps``, ``seconds_per_frame``,
+``fps_unrefined``, ``short_side``, ``frames``, ``peak_rss_gb``, ``checkpoint_mb``, ``threads``.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def generated_video(num_frames: int):
 
 
 def child(mode: str, num_frames: int, threads: int) -> None:
-    """``speed``: print seconds per frame; ``memory``: print the peak RSS in GB after segmenting the video."""
+    """``speed``: print seconds per frame (``speed_unrefined``: without mask refinement); ``memory``: print the
+    peak RSS in GB after segmenting the video."""
     import torch
 
     from referformer_core.predictor import VideoPredictor
@@ -39,6 +41,8 @@ def child(mode: str, num_frames: int, threads: int) -> None:
     torch.set_num_threads(threads)
     frames, expression = generated_video(num_frames)
     predictor = VideoPredictor.from_checkpoint()
+    if mode == "speed_unrefined":
+        predictor.refine_masks, mode = False, "speed"
     if mode == "speed":
         predictor.predict(frames[:8], expression)
         start = time.perf_counter()
@@ -65,7 +69,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=300, help="frames of the memory run")
     parser.add_argument("--speed-frames", type=int, default=48, help="frames of the timed run")
-    parser.add_argument("--child", choices=["speed", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["speed", "speed_unrefined", "memory"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.frames if args.child == "memory" else args.speed_frames, args.threads)
@@ -74,11 +78,13 @@ def main() -> None:
 
     choice = choose_model()
     seconds = run_child("speed", args.speed_frames, args.threads)
+    unrefined = run_child("speed_unrefined", args.speed_frames, args.threads)
     rss = run_child("memory", args.frames, args.threads)
     size_mb = bundled_checkpoint().stat().st_size / 2**20
     rows = [("working size (short side)", f"{choice.short_side} px"),
             (f"speed ({args.speed_frames} frames of 240x320, {args.threads} threads)",
              f"{1 / seconds:.1f} fps ({1000 * seconds:.0f} ms/frame)"),
+            ("the same without mask refinement", f"{1 / unrefined:.1f} fps ({1000 * unrefined:.0f} ms/frame)"),
             (f"peak RSS, {args.frames} frames", f"{rss:.2f} GB"),
             ("checkpoint", f"{size_mb:.1f} MiB")]
     width = max(len(r[0]) for r in rows)
@@ -87,6 +93,7 @@ def main() -> None:
         print(f"{name:<{width}}  {value}")
     if args.json:
         print(json.dumps({"fps": round(1 / seconds, 2), "seconds_per_frame": round(seconds, 4),
+                          "fps_unrefined": round(1 / unrefined, 2),
                           "short_side": choice.short_side, "frames": args.frames,
                           "peak_rss_gb": round(rss, 3), "checkpoint_mb": round(size_mb, 2),
                           "threads": args.threads}))

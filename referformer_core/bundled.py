@@ -23,6 +23,8 @@ DEFAULT_SHORT_SIDE = 360
 """The official working size (shorter side), used when neither the caller nor the checkpoint names one."""
 WORKING_SIZE_KEY = "short_side"
 WINDOW_KEY = "window"
+REFINE_KEY = "refine_masks"
+"""Checkpoint key: refine its masks with the frames' colour edges (:mod:`referformer_core.refine`); absent: no."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class ModelChoice:
     bundled: bool
     window: int | None = None
     """Frames per forward pass the checkpoint asks for (a memory bound), or None for the caller's default."""
+    refine_masks: bool = False
+    """Whether the checkpoint asks for its masks to be refined (official checkpoints: no)."""
 
 
 def bundled_checkpoint() -> Path:
@@ -66,4 +70,4 @@ def model_choice(path: Path, data: Mapping[str, Any], text_encoder: str | None, 
     short_side = short_side or int(data.get(WORKING_SIZE_KEY) or DEFAULT_SHORT_SIDE)
     window = data.get(WINDOW_KEY)
     return ModelChoice(path, text_encoder, int(short_side), bundled=bundled,
-                       window=int(window) if window else None)
+                       window=int(window) if window else None, refine_masks=bool(data.get(REFINE_KEY, False)))

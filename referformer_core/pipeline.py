@@ -29,6 +29,7 @@ from torch import Tensor
 from .candidate_ranker import TrackDescription, mean_score_logits, pool_descriptors
 from .memory import budget_window, release_memory, reuse_freed_memory
 from .referformer import ReferFormer, TextFeatures
+from .refine import guided_filter
 from .text import tokenize
 from .video import FrameBuffer, iter_frames, normalize_frames, resize_frame
 
@@ -51,6 +52,8 @@ class InferenceOptions:
     threshold: float = THRESHOLD
     autocast: torch.dtype | None = None
     max_memory: float | None = None
+    refine: bool = False
+    """Refine each mask with the frame's colour edges (:func:`upsample_masks`); the official code does not."""
 
 
 @dataclass
@@ -220,9 +223,19 @@ def mask_probs(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(mask_logits[None], size=size, mode="bilinear", align_corners=False)[0].sigmoid()
 
 
-def upsample_masks(mask_logits: Tensor, size: tuple[int, int], threshold: float = THRESHOLD) -> np.ndarray:
-    """``[N, h, w]`` mask logits -> ``[N, H, W]`` bool at ``size``."""
-    return (mask_probs(mask_logits, size) > threshold).numpy()
+def upsample_masks(mask_logits: Tensor, size: tuple[int, int], threshold: float = THRESHOLD,
+                   guides: Tensor | None = None) -> np.ndarray:
+    """``[N, h, w]`` mask logits -> ``[N, H, W]`` bool at ``size``.
+
+    With ``guides``, the N frames ``[N, 3, h', w']`` uint8 at the working size, the probabilities are first made at
+    that size and refined with each frame's colour edges (:func:`~referformer_core.refine.guided_filter`).
+    """
+    if guides is None:
+        return (mask_probs(mask_logits, size) > threshold).numpy()
+    probs = mask_probs(mask_logits, tuple(guides.shape[-2:])).numpy()
+    frames = guides.permute(0, 2, 3, 1).numpy()
+    refined = torch.from_numpy(np.stack([guided_filter(f, p) for f, p in zip(frames, probs)]))
+    return (F.interpolate(refined[None], size=size, mode="bilinear", align_corners=False)[0] > threshold).numpy()
 
 
 def segment_video(model: ReferFormer, tokenizer, video: Video, expressions: list[str],
@@ -242,5 +255,6 @@ def segment_video(model: ReferFormer, tokenizer, video: Video, expressions: list
     for i, result in enumerate(results):
         query = result.best_query
         for start, end in bounds:
-            out[i, start:end] = upsample_masks(result.mask_logits[start:end, query], orig_size, options.threshold)
+            out[i, start:end] = upsample_masks(result.mask_logits[start:end, query], orig_size, options.threshold,
+                                               frames[start:end] if options.refine else None)
     return out

@@ -85,14 +85,16 @@ class VideoPredictor:
     code). By default (``"auto"``) the window is, on the CPU, the longest whose estimated peak RSS for the video
     at hand fits ``max_memory`` GB (GiB; :mod:`referformer_core.memory`), and at most ``max_window``; a
     ``window`` given explicitly wins over the budget, and ``max_memory=None`` (or a GPU) gives ``max_window``.
-    ``first_window`` makes the first pass shorter so that the first masks arrive sooner. Every step from
-    frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the project.
+    ``first_window`` makes the first pass shorter so that the first masks arrive sooner. ``refine_masks`` refines
+    every mask with its frame's colour edges (:mod:`referformer_core.refine`; the official code does not). Every
+    step from frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the project.
     """
 
     def __init__(self, model: ReferFormer, tokenizer, device: str | torch.device = "cpu",
                  short_side: int = pipeline.SHORT_SIDE, threshold: float = pipeline.THRESHOLD,
                  window: Window = "auto", autocast: str | None = None, first_window: int | None = None,
-                 max_memory: float | None = DEFAULT_MAX_MEMORY, max_window: int = pipeline.WINDOW) -> None:
+                 max_memory: float | None = DEFAULT_MAX_MEMORY, max_window: int = pipeline.WINDOW,
+                 refine_masks: bool = False) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ReferFormerError("device 'cuda' requested but no CUDA GPU is available")
@@ -104,6 +106,7 @@ class VideoPredictor:
         self.tokenizer = tokenizer
         self.short_side = short_side
         self.threshold = threshold
+        self.refine_masks = refine_masks
         auto = window == "auto"
         self.window: int | None = max_window if auto else window  # with a budget: the longest it may choose
         self.max_memory = max_memory if auto else None
@@ -127,6 +130,7 @@ class VideoPredictor:
         choice = model_choice(path, data, text_encoder, short_side, bundled=checkpoint is None)
         if choice.window:
             kwargs.setdefault("max_window", choice.window)
+        kwargs.setdefault("refine_masks", choice.refine_masks)
         tokenizer = load_tokenizer(choice.text_encoder)
         model = model_from_checkpoint_data(data, path)
         if "autocast" not in kwargs:
@@ -230,7 +234,7 @@ class VideoPredictor:
 
     def _window_masks(self, state: InferenceState, obj_ids: list[int], start: int, end: int, queries: tuple[int, ...],
                       logits: dict[int, Tensor], final: bool) -> WindowMasks:
-        masks = np.stack([self._upsample(self._known(state, o).mask_logits[start:end, q], state.orig_size)
+        masks = np.stack([self._upsample(state, self._known(state, o).mask_logits[start:end, q], start)
                           for o, q in zip(obj_ids, queries)])
         scores = self._window_scores(obj_ids, start, end, queries, logits)
         return WindowMasks(range(start, end), list(obj_ids), masks, scores, list(queries), final)
@@ -257,7 +261,7 @@ class VideoPredictor:
         scores = result.query_scores
         tracks = []
         for q in scores.argsort(descending=True).tolist():
-            masks = np.stack([self._upsample(result.mask_logits[t, q][None], state.orig_size)[0]
+            masks = np.stack([self._upsample(state, result.mask_logits[t, q][None], t)[0]
                               for t in range(state.num_frames)])
             tracks.append(CandidateTrack(query=q, mean_score=float(scores[q]),
                                          scores=result.score_logits[:, q].sigmoid().numpy(),
@@ -277,14 +281,14 @@ class VideoPredictor:
         if not 0 <= query < result.logits.shape[1]:
             raise ExpressionError(f"query {query} does not exist; the model has {result.logits.shape[1]} queries")
         frames = range(max(frames.start, 0), min(frames.stop, state.num_frames))
-        masks = self._upsample(result.mask_logits[frames.start:frames.stop, query], state.orig_size)
+        masks = self._upsample(state, result.mask_logits[frames.start:frames.stop, query], frames.start)
         return masks, result.score_logits[frames.start:frames.stop, query].sigmoid().numpy()
 
     def predict(self, frames: str | Path | np.ndarray | Iterable, expression: str) -> np.ndarray:
         """One call for scripts: ``[T, H, W]`` bool masks of the object ``expression`` refers to
         (:func:`referformer_core.pipeline.segment_video` with this predictor's settings)."""
         options = pipeline.InferenceOptions(self.short_side, self.window, self.first_window, self.threshold,
-                                            self.autocast_dtype, self.max_memory)
+                                            self.autocast_dtype, self.max_memory, self.refine_masks)
         return pipeline.segment_video(self.model, self.tokenizer, frames, [validate_expression(expression)],
                                       options, self.device)[0]
 
@@ -304,9 +308,10 @@ class VideoPredictor:
         """``(start, end)`` of each forward pass: ``first_window`` frames, then the window at a time."""
         return pipeline.window_bounds(state.num_frames, self.window_for(state), self.first_window)
 
-    def _upsample(self, logits: Tensor, size: tuple[int, int]) -> np.ndarray:
-        """``[N, h, w]`` mask logits -> ``[N, H, W]`` bool at the original size."""
-        return pipeline.upsample_masks(logits, size, self.threshold)
+    def _upsample(self, state: InferenceState, logits: Tensor, start: int) -> np.ndarray:
+        """``[t, h, w]`` mask logits of frames ``start..start + t`` -> ``[t, H, W]`` bool at the original size."""
+        guides = state.frames[start:start + len(logits)] if self.refine_masks else None
+        return pipeline.upsample_masks(logits, state.orig_size, self.threshold, guides)
 
     @staticmethod
     def _boxes_xyxy(boxes: Tensor, size: tuple[int, int]) -> np.ndarray:

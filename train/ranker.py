@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from referformer_core.bundled import WINDOW_KEY, WORKING_SIZE_KEY, checkpoint_path
+from referformer_core.bundled import REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY, checkpoint_path
 from referformer_core.candidate_ranker import CandidateRanker, mean_score_logits, track_features
 from referformer_core.checkpoint import TEXT_WEIGHTS_KEY, read_checkpoint, save_checkpoint
 from referformer_core.errors import ReferFormerError
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(predictor.model, out, str(source[TEXT_WEIGHTS_KEY]),
-                    **{key: source[key] for key in (WORKING_SIZE_KEY, WINDOW_KEY) if key in source})
+                    **{key: source[key] for key in (WORKING_SIZE_KEY, WINDOW_KEY, REFINE_KEY) if key in source})
     print(f"{out}: val J&F of the ranked choice {100 * best:.1f} ({len(train)} training expressions)")
     return 0
 

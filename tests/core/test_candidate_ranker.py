@@ -187,7 +187,7 @@ def test_the_predictor_keeps_the_track_the_ranker_puts_first(ranked_predictor, m
         assert result.description.signals.shape[:2] == (5, 5) and result.best_query == query
         assert ranked_predictor.candidate_tracks(state, 1)[0].query == query
         assert ranked_predictor.query_scores(state, 1).argmax() == query
-        expected = ranked_predictor._upsample(result.mask_logits[:, query], state.orig_size)
+        expected = pipeline.upsample_masks(result.mask_logits[:, query], state.orig_size)
         assert np.array_equal(np.stack([final[f] for f in range(5)]), expected)
         assert np.array_equal(ranked_predictor.predict(video, "the brown dog"), expected)
         monkeypatch.undo()

@@ -85,7 +85,7 @@ def test_a_small_budget_picks_a_smaller_window_and_gives_that_windows_masks(reci
     tight.run(state)
     explicit = run(VideoPredictor(recipe_model, tokenizer, short_side=48, window=2), video).results[1]
     assert torch.equal(state.results[1].mask_logits, explicit.mask_logits)
-    expected = tight._upsample(explicit.mask_logits[:, explicit.best_query], (48, 64))
+    expected = pipeline.upsample_masks(explicit.mask_logits[:, explicit.best_query], (48, 64))
     assert np.array_equal(tight.predict(video, "the brown dog"), expected)
     whole = run(VideoPredictor(recipe_model, tokenizer, short_side=48, window=None), video).results[1]
     assert not torch.allclose(whole.mask_logits, explicit.mask_logits), "the window must matter on this video"

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from referformer_core import pipeline
 from referformer_core.errors import ExpressionError
 from referformer_core.predictor import VideoPredictor
 from referformer_core.text import load_tokenizer
@@ -35,7 +36,7 @@ def test_windows_arrive_one_by_one_and_end_on_the_final_query(windowed):
     assert all(final for _, final in windows[3:])
     best = {o: state.results[o].best_query for o in (1, 4)}
     for o_index, o in enumerate((1, 4)):
-        expected = windowed._upsample(state.results[o].mask_logits[:, best[o]], (48, 64))
+        expected = pipeline.upsample_masks(state.results[o].mask_logits[:, best[o]], (48, 64))
         assert np.array_equal(np.stack([last[t][o_index] for t in range(5)]), expected)
     assert np.array_equal(windowed.frame_scores(state, 4),
                           state.results[4].logits[:, best[4]].sigmoid().numpy())
@@ -48,7 +49,7 @@ def test_predict_keeps_the_last_masks_of_each_frame(windowed):
     windowed.add_expression(state, 1, "the white cat")
     windowed.run(state)
     result = state.results[1]
-    assert np.array_equal(masks, windowed._upsample(result.mask_logits[:, result.best_query], (48, 64)))
+    assert np.array_equal(masks, pipeline.upsample_masks(result.mask_logits[:, result.best_query], (48, 64)))
 
 
 def test_no_expression_is_an_error_before_any_work(windowed):
@@ -78,3 +79,23 @@ def test_query_masks_on_demand_match_the_candidate_tracks(windowed):
     assert np.array_equal(masks, runner_up.masks[1:3]) and np.allclose(frame_scores, runner_up.scores[1:3])
     with pytest.raises(ExpressionError, match="query 9"):
         windowed.query_masks(state, 2, 9, range(0, 1))
+
+
+def test_refined_masks_are_the_same_through_windows_predict_and_query_masks(recipe_model, tokenizer_dir):
+    refining = VideoPredictor(recipe_model, load_tokenizer(str(tokenizer_dir)), short_side=48, window=2,
+                              refine_masks=True)
+    video = make_video(seed=5)
+    state = refining.init_state(video)
+    refining.add_expression(state, 1, "the white cat")
+    last = {}
+    for window in refining.iter_windows(state):
+        for i, t in enumerate(window.frames):
+            last[t] = window.masks[0, i]
+    result = state.results[1]
+    logits = result.mask_logits[:, result.best_query]
+    expected = pipeline.upsample_masks(logits, (48, 64), guides=state.frames[0:5])
+    assert not np.array_equal(expected, pipeline.upsample_masks(logits, (48, 64)))  # the refinement changes masks
+    assert np.array_equal(np.stack([last[t] for t in range(5)]), expected)
+    assert np.array_equal(refining.predict(video, "the white cat"), expected)
+    assert np.array_equal(refining.query_masks(state, 1, result.best_query, range(2, 4))[0], expected[2:4])
+    assert np.array_equal(refining.candidate_tracks(state, 1)[0].masks, expected)
