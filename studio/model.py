@@ -19,7 +19,9 @@ class ModelSpec:
     """Which model segments and how: a checkpoint file, the text encoder's tokenizer (folder or cached id), a
     device, the short side frames are resized to for the model (360 as the official Ref-Youtube-VOS setting),
     the most frames per forward pass (fewer when the memory budget asks; a short first one, so the first masks
-    show within seconds), and that budget: the peak RSS, in GiB, a segmentation on the CPU keeps to (None: none)."""
+    show within seconds), that budget: the peak RSS, in GiB, a segmentation on the CPU keeps to (None: none), and
+    whether masks are refined with the frames' colour edges (as the start-up checkpoint asks; a model fine-tuned
+    from it in the studio keeps its working size, window and refinement)."""
 
     checkpoint: str | None = None
     text_encoder: str = DEFAULT_TEXT_ENCODER
@@ -28,6 +30,7 @@ class ModelSpec:
     window: int = 36
     first_window: int = 2
     max_memory: float | None = DEFAULT_MAX_MEMORY
+    refine_masks: bool = False
 
     def describe(self) -> str:
         if self.checkpoint is None:
@@ -50,7 +53,8 @@ def model_spec(checkpoint: str | None, text_encoder: str | None, device: str, sh
         return ModelSpec(None, text_encoder or DEFAULT_TEXT_ENCODER, device, short_side or DEFAULT_SHORT_SIDE,
                          max_memory=max_memory)
     return ModelSpec(str(choice.checkpoint), choice.text_encoder, device, choice.short_side,
-                     window=choice.window or ModelSpec.window, max_memory=max_memory)
+                     window=choice.window or ModelSpec.window, max_memory=max_memory,
+                     refine_masks=choice.refine_masks)
 
 
 class ModelCache:
@@ -70,5 +74,5 @@ class ModelCache:
                 self._predictors[spec] = VideoPredictor.from_checkpoint(
                     spec.checkpoint, text_encoder=spec.text_encoder, device=spec.device, short_side=spec.short_side,
                     window="auto", max_window=spec.window, first_window=spec.first_window,
-                    max_memory=spec.max_memory)
+                    max_memory=spec.max_memory, refine_masks=spec.refine_masks)
             return self._predictors[spec]

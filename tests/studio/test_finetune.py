@@ -156,7 +156,7 @@ def test_the_bundled_model_fine_tunes_at_its_working_size_from_the_studio(tmp_pa
     from studio.session import Studio, StudioConfig, View
 
     spec = model_spec(None, None, "cpu", None)
-    assert spec.checkpoint == str(BUNDLED_CHECKPOINT) and spec.short_side == 192
+    assert spec.checkpoint == str(BUNDLED_CHECKPOINT) and spec.short_side == 192 and spec.refine_masks
     studio = Studio(StudioConfig(tmp_path / "projects", tmp_path / "downloads", spec))
     try:
         project = studio.library.create("shapes")
@@ -179,5 +179,7 @@ def test_the_bundled_model_fine_tunes_at_its_working_size_from_the_studio(tmp_pa
         predictor = VideoPredictor.from_checkpoint(str(latest))
         masks = predictor.predict(np.zeros((2, 64, 96, 3), np.uint8), "the red circle")
         assert masks.shape == (2, 64, 96)
+        studio.select_model(View(project="shapes"), str(latest))  # the fine-tuned model keeps the refinement
+        assert studio.models.get(studio.model_spec(View(project="shapes"))).refine_masks
     finally:
         studio.close()
