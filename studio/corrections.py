@@ -14,6 +14,7 @@ import numpy as np
 from annotations import Origin, Project
 from referformer_core.overlay import object_colour
 from referformer_core.predictor import InferenceState, VideoPredictor
+from train.metrics import region_similarity
 
 from .errors import StudioError
 from .render import candidate_thumbnail
@@ -65,10 +66,7 @@ def candidates(project: Project, video: str, obj_id: int, frame: int, predictor:
 
 def _iou(mask: np.ndarray, stored: np.ndarray | None) -> float:
     """IoU of two ``[H, W]`` bool masks (1 when both are empty); 0 without a stored mask of the same size."""
-    if stored is None or stored.shape != mask.shape:
-        return 0.0
-    union = np.logical_or(mask, stored).sum()
-    return float(np.logical_and(mask, stored).sum() / union) if union else 1.0
+    return float(region_similarity(mask, stored)) if stored is not None and stored.shape == mask.shape else 0.0
 
 
 def scope_frames(scope: str, frame: int, until: int | None, count: int) -> range:
