@@ -27,6 +27,7 @@ from annotations.store import DB_NAME
 from referformer_core.errors import ReferFormerError
 from referformer_core.memory import DEFAULT_MAX_MEMORY
 from referformer_core.predictor import VideoPredictor
+from referformer_core.progress import end_progress, show_progress
 from train.distributed import DistributedContext, init_distributed, shutdown_distributed
 
 from .batch_inputs import ObjectSpec, VideoSource, balance, list_videos, read_expressions, working_frames
@@ -292,19 +293,18 @@ class _Progress:
         self.in_video = done
         if self.show and self.tty and time.perf_counter() - self.last > 0.5:
             self.last = time.perf_counter()
-            print(f"\r{self._line()}", end="", file=sys.stderr, flush=True)
+            show_progress(self._line())
 
     def video_done(self, frames: int, failed: dict[str, str]) -> None:
         self.videos, self.frames_done, self.in_video = self.videos + 1, self.frames_done + frames, 0
         self._status(False, failed)
         if self.show:
-            print(f"\r{self._line()}" if self.tty else self._line(), end="" if self.tty else "\n",
-                  file=sys.stderr, flush=True)
+            show_progress(self._line())
 
     def finish(self, failed: dict[str, str]) -> None:
         self._status(True, failed)
-        if self.show and self.tty:
-            print(file=sys.stderr, flush=True)
+        if self.show:
+            end_progress()
 
     def _status(self, finished: bool, failed: dict[str, str]) -> None:
         self.ledger.write_status(self.ctx.rank, {
