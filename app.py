@@ -327,7 +327,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                              cancels=[seg_one, seg_many], api_name="stop")
 
         # review
-        wire(frame_slider, lambda v, t: studio.goto(v, t), [frame_slider], api_name="goto", event="release")
+        wire(frame_slider, lambda v, t: studio.goto(v, t), [frame_slider], api_name="goto", event="release",
+             trigger_mode="always_last")  # a release while the last one is answered is kept, not dropped
         wire(prev_frame, lambda v: studio.step(v, -1), api_name="prev_frame")
         wire(next_frame, lambda v: studio.step(v, 1), api_name="next_frame")
         wire(mark_reviewed, lambda v: studio.mark(v, "reviewed"), api_name="mark_reviewed")

@@ -237,7 +237,11 @@ def test_create_upload_segment_review_export(page, server, sample_video, tmp_pat
     for _ in range(3):  # quick presses add up (the frame is asked for when the keys pause), wrapping around
         page.keyboard.press("a")
     wait_frame(page, (start + 6) % 8)
-    for _ in range((2 - start) % 8 or 8):  # to frame 0, wrapping around the end
+    for _ in range(5):  # presses paced just over the pause: each asks for its frame while the last is answered
+        page.keyboard.press("d")
+        page.wait_for_timeout(200)
+    wait_frame(page, (start + 11) % 8)
+    for _ in range((5 - start) % 8 or 8):  # to frame 0, wrapping around the end
         page.keyboard.press("ArrowRight")
     wait_frame(page, 0)
     assert "object 1 score" in text_of(page, "status") and "(model)" in text_of(page, "status")
