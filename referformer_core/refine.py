@@ -15,6 +15,11 @@ RADIUS_FRACTION = 1 / 30
 """Window radius as a fraction of the frame's short side (8 pixels at 240)."""
 EPS = 0.003
 """Regularisation of the fit, for colours in [0, 1]."""
+SUPPORT = 1e-3
+"""Probabilities at or under this are left as they are: the filter runs only on the box around the others, with a
+margin of four radii (what a pixel's result can depend on), so a small object costs a small box and an empty mask
+nothing. Results within two radii of the box of the others are those of the whole frame up to the influence of the
+probabilities left out (each at most ``SUPPORT``)."""
 
 
 def guided_radius(height: int, width: int) -> int:
@@ -29,13 +34,28 @@ def _box(x: np.ndarray, radius: int) -> np.ndarray:
 def guided_filter(guide: np.ndarray, probs: np.ndarray, radius: int | None = None, eps: float = EPS) -> np.ndarray:
     """``probs [H, W]`` float filtered with the colour frame ``guide [H, W, 3]`` uint8: ``[H, W]`` float32.
 
-    ``radius`` defaults to :func:`guided_radius` of the frame.
+    ``radius`` defaults to :func:`guided_radius` of the frame. Only the box around the probabilities over
+    ``SUPPORT`` (plus four radii) is filtered; the rest is returned as it came.
     """
     if guide.shape[:2] != probs.shape:
         raise ValueError(f"guide {guide.shape[:2]} and probabilities {probs.shape} differ in size")
     radius = guided_radius(*probs.shape) if radius is None else radius
-    image = guide.astype(np.float32) / 255
     p = probs.astype(np.float32)
+    support = p > SUPPORT
+    rows, cols = np.flatnonzero(support.any(1)), np.flatnonzero(support.any(0))
+    if not len(rows):
+        return p
+    margin = 4 * radius + 1
+    y0, y1 = max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, p.shape[0])
+    x0, x1 = max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, p.shape[1])
+    out = p.copy()
+    out[y0:y1, x0:x1] = _filter(guide[y0:y1, x0:x1], p[y0:y1, x0:x1], radius, eps)
+    return out
+
+
+def _filter(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """The guided filter over the whole of ``guide [h, w, 3]`` uint8 and ``p [h, w]`` float32."""
+    image = guide.astype(np.float32) / 255
     mean_i, mean_p = _box(image, radius), _box(p, radius)
     cov_ip = _box(image * p[..., None], radius) - mean_i * mean_p[..., None]
     v = {(i, j): _box(image[..., i] * image[..., j], radius) - mean_i[..., i] * mean_i[..., j] + (eps if i == j else 0)

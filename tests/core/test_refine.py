@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from referformer_core.pipeline import upsample_masks
-from referformer_core.refine import guided_filter, guided_radius
+from referformer_core.refine import SUPPORT, _filter, guided_filter, guided_radius
 
 
 def reference_guided_filter(guide: np.ndarray, p: np.ndarray, r: int, eps: float) -> np.ndarray:
@@ -61,3 +61,19 @@ def test_upsample_masks_refines_at_the_working_size_then_resizes():
     assert plain.shape == refined.shape == (2, 240, 320) and refined.dtype == bool
     edge = lambda m: int(np.argmax(m[0, 120]))  # noqa: E731  first masked column at the original size
     assert abs(edge(refined) - 80) < abs(edge(plain) - 80) - 2, (edge(plain), edge(refined))
+
+
+def test_only_the_box_around_the_mask_is_filtered_with_the_whole_frame_s_result():
+    rng = np.random.default_rng(1)
+    guide = cv2.GaussianBlur(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), (7, 7), 0)
+    yy, xx = np.mgrid[:96, :128]
+    logits = 6 - np.hypot(yy - 30, xx - 90) / 2                      # a blob of radius 12 at (90, 30), far from 0
+    probs = (1 / (1 + np.exp(-logits))).astype(np.float32)
+    full = _filter(guide, probs, 4, 0.01)
+    cropped = guided_filter(guide, probs, 4, 0.01)
+    assert (probs > SUPPORT).mean() < 0.2                                # the box is a small part of the frame
+    np.testing.assert_allclose(cropped, full, atol=20 * SUPPORT)
+    assert np.array_equal(cropped > 0.5, full > 0.5)
+    assert cropped[95, 0] == probs[95, 0] != full[95, 0]                  # far from the blob: not filtered
+    empty = np.full((96, 128), SUPPORT / 2, np.float32)
+    np.testing.assert_array_equal(guided_filter(guide, empty, 4), empty)  # nothing to refine: returned as it came
