@@ -327,8 +327,17 @@ def build_app(studio: Studio) -> gr.Blocks:
                              cancels=[seg_one, seg_many], api_name="stop")
 
         # review
-        wire(frame_slider, lambda v, t: studio.goto(v, t), [frame_slider], api_name="goto", event="release",
-             trigger_mode="always_last")  # a release while the last one is answered is kept, not dropped
+        def slider_stays(handler):
+            """The slider stays where the user moved it: an answer to an earlier goto, arriving while the keys or the
+            pointer move on, must not pull it back (the next step would count from there)."""
+            def answer(*args):
+                outs = handler(*args)
+                outs[screen_outputs.index(frame_slider)] = gr.skip()
+                return outs
+            return answer
+
+        wire(frame_slider, None, [frame_slider], api_name="goto", event="release", trigger_mode="always_last",
+             handler=slider_stays(act(lambda v, t: studio.goto(v, t))))  # a release while one is answered is kept
         wire(prev_frame, lambda v: studio.step(v, -1), api_name="prev_frame")
         wire(next_frame, lambda v: studio.step(v, 1), api_name="next_frame")
         wire(mark_reviewed, lambda v: studio.mark(v, "reviewed"), api_name="mark_reviewed")

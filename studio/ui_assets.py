@@ -50,28 +50,16 @@ SHORTCUTS_JS = """
     if (opener) { opener.click(); setTimeout(apply, 60); }
   };
   // Frame steps move the slider at once and ask for the frame only when the keys pause, so quick presses add up
-  // (a click per press would send the same starting frame each time while the first answer is on its way). The
-  // target is kept here while presses follow one another: an answer to an earlier request resets the slider to
-  // its frame, and the next press (and the request when the keys pause) must count from the target, not from it.
+  // (a click per press would send the same starting frame each time while the first answer is on its way).
   let stepTimer = null;
-  let stepTarget = null;
-  let stepAt = 0;
   const stepFrames = (delta) => {
     const range = document.querySelector("#frame_slider input[type=range]");
     if (!range) return;
     const count = +range.max - +range.min + 1;
-    const now = Date.now();
-    const base = stepTarget !== null && now - stepAt < 1500 ? stepTarget : +range.value;
-    stepTarget = +range.min + (((base - +range.min + delta) %% count) + count) %% count;
-    stepAt = now;
-    range.value = stepTarget;
+    range.value = +range.min + (((+range.value - +range.min + delta) %% count) + count) %% count;
     range.dispatchEvent(new Event("input", {bubbles: true}));
     clearTimeout(stepTimer);
-    stepTimer = setTimeout(() => {
-      range.value = stepTarget;
-      range.dispatchEvent(new Event("input", {bubbles: true}));
-      range.dispatchEvent(new Event("pointerup", {bubbles: true}));
-    }, 150);
+    stepTimer = setTimeout(() => range.dispatchEvent(new Event("pointerup", {bubbles: true})), 150);
   };
   document.addEventListener("keydown", (event) => {
     const target = event.target;

@@ -251,6 +251,10 @@ def test_create_upload_segment_review_export(page, server, sample_video, tmp_pat
     wait_text(page, "status", "frame 1 (0–7) · 1/8 frames reviewed")
     page.keyboard.press("r")
     wait_text(page, "status", "frame 2 (0–7) · 2/8 frames reviewed")
+    page.keyboard.press("ArrowRight")  # counts from where the marks moved the frame, not from the last step
+    wait_frame(page, 3)
+    page.keyboard.press("ArrowLeft")
+    wait_frame(page, 2)
     page.screenshot(path=str(page.screens / "4-reviewed.png"), full_page=True)
 
     downloads = tmp_path / "downloads"
