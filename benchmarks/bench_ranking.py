@@ -72,8 +72,9 @@ def main() -> None:
     ranker = model.candidate_ranker
     channels = ranker.appearance_dim - SHAPE_GRID ** 2
     queries = model.config.num_queries
-    text = TextFeatures(torch.randn(1, WORDS, ranker.word_proj.in_features), torch.zeros(1, WORDS, dtype=torch.bool),
-                        torch.randn(1, ranker.word_proj.in_features))
+    hidden, text_dim = model.config.hidden_dim, ranker.word_proj.in_features
+    text = TextFeatures(torch.randn(1, WORDS, hidden), torch.zeros(1, WORDS, dtype=torch.bool), torch.randn(1, hidden),
+                        torch.randn(1, WORDS, text_dim))
     rows, record = [], {}
     for frames in (int(f) for f in args.frames.split(",")):
         outputs = video_outputs(frames, queries, channels)

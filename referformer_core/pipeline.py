@@ -168,7 +168,7 @@ def rank_candidates(model: ReferFormer, features: Tensor, logits: Tensor, text: 
     device = next(ranker.parameters()).device
     with torch.inference_mode():
         prior = mean_score_logits(logits)[None].to(device)
-        logits = ranker(features[None].to(device), text.words.float(), text.mask, prior)
+        logits = ranker(features[None].to(device), text.encoder_words.float(), text.mask, prior)
     return logits[0].float().cpu()
 
 

@@ -8,10 +8,10 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -126,8 +126,18 @@ class VideoPredictor:
         ``precision`` ("fp32", "bf16", "fp16" on CUDA; ``None``: :func:`~referformer_core.precision.default_precision`
         for the device and the checkpoint's backbone) sets ``autocast`` unless that is passed."""
         path = checkpoint_path(checkpoint)
-        data = read_checkpoint(path)  # read once: the choices and the weights come from the same dict
-        choice = model_choice(path, data, text_encoder, short_side, bundled=checkpoint is None)
+        return cls.from_checkpoint_data(read_checkpoint(path), path, checkpoint is None, text_encoder, device,
+                                        short_side, precision, **kwargs)
+
+    @classmethod
+    def from_checkpoint_data(cls, data: Mapping[str, Any], path: Path, bundled: bool = False,
+                             text_encoder: str | None = None, device: str | torch.device = "cpu",
+                             short_side: int | None = None, precision: str | None = None,
+                             **kwargs) -> "VideoPredictor":
+        """:meth:`from_checkpoint` on a checkpoint already read (:func:`~referformer_core.checkpoint.read_checkpoint`,
+        perhaps altered), ``path`` naming it; ``bundled``: it is the shipped model. The choices and the weights come
+        from that one dict."""
+        choice = model_choice(path, data, text_encoder, short_side, bundled=bundled)
         if choice.window:
             kwargs.setdefault("max_window", choice.window)
         kwargs.setdefault("refine_masks", choice.refine_masks)

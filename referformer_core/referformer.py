@@ -31,18 +31,22 @@ class Joiner(nn.Sequential):
 
 @dataclass
 class TextFeatures:
-    """Resized text encoder outputs: words ``[B, Lt, C]``, padding mask ``[B, Lt]``, sentence ``[B, C]``."""
+    """Resized text encoder outputs: words ``[B, Lt, C]``, padding mask ``[B, Lt]``, sentence ``[B, C]``; and the
+    encoder's own word features before resizing, ``encoder_words [B, Lt, C_text]`` (what the candidate ranker
+    reads: the resizer, trained for the per-frame decoder, brings "up" and "down" closer together)."""
 
     words: Tensor
     mask: Tensor
     sentence: Tensor
+    encoder_words: Tensor
 
     def __len__(self) -> int:
         return self.sentence.shape[0]
 
     def select(self, index: int) -> "TextFeatures":
         """The features of expression ``index`` alone (batch of one)."""
-        return TextFeatures(self.words[index:index + 1], self.mask[index:index + 1], self.sentence[index:index + 1])
+        one = slice(index, index + 1)
+        return TextFeatures(self.words[one], self.mask[one], self.sentence[one], self.encoder_words[one])
 
 
 @dataclass
@@ -141,7 +145,8 @@ class ReferFormer(nn.Module):
         sentence = self.resizer(out.pooler_output)
         if self.sentence_refiner is not None:
             sentence = sentence + self.sentence_refiner(out.last_hidden_state, attention_mask)
-        return TextFeatures(words=self.resizer(out.last_hidden_state), mask=attention_mask.ne(1), sentence=sentence)
+        return TextFeatures(words=self.resizer(out.last_hidden_state), mask=attention_mask.ne(1), sentence=sentence,
+                            encoder_words=out.last_hidden_state)
 
     def add_sentence_refiner(self, num_layers: int | None = None) -> None:
         """Give the model a fresh ``SentenceRefiner`` (``num_layers`` or the config's); its zero output leaves what
@@ -160,7 +165,7 @@ class ReferFormer(nn.Module):
             raise ValueError(f"a candidate ranker needs at least one layer, got {layers}")
         self.config = self.config.replace(candidate_ranker_layers=layers)
         appearance = appearance_dim(self.backbone[0].num_channels, self.config.hidden_dim)
-        self.candidate_ranker = CandidateRanker(appearance, SIGNAL_DIM, self.config.hidden_dim,
+        self.candidate_ranker = CandidateRanker(appearance, SIGNAL_DIM, self.config.text_hidden_size,
                                                 self.config.candidate_ranker_dim, layers)
 
     def encode_frames(self, frames: Tensor, padding_mask: Tensor | None = None) -> VisualFeatures:

@@ -26,14 +26,14 @@ from torch import Tensor
 
 from referformer_core.bundled import REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY, checkpoint_path
 from referformer_core.candidate_ranker import CandidateRanker, mean_score_logits, track_features
-from referformer_core.checkpoint import TEXT_WEIGHTS_KEY, read_checkpoint, save_checkpoint
+from referformer_core.checkpoint import CONFIG_KEY, TEXT_WEIGHTS_KEY, read_checkpoint, save_checkpoint
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
 from referformer_core.text import tokenize
 from train import metrics
 from train.candidates import run_videos
 
-CACHE_FORMAT = "train.ranker examples 3"
+CACHE_FORMAT = "train.ranker examples 4"
 """Written into ``--cache`` files; a file without it (another version's) is refused, not misread."""
 TARGET_TEMPERATURE = 0.05
 """Softness of the target: candidates within a few J&F points of the best share its weight."""
@@ -73,7 +73,7 @@ def collect_examples(predictor: VideoPredictor, data: str | Path, progress: bool
             truth = labels == exp.obj_id
             scores = [metrics.j_and_f(track.masks, truth).j_and_f for track in
                       sorted(predictor.candidate_tracks(state, obj), key=lambda track: track.query)]
-            words = text.words[obj - 1][~text.mask[obj - 1]].float().cpu()
+            words = text.encoder_words[obj - 1][~text.mask[obj - 1]].float().cpu()
             description = result.description
             examples.append(RankerExample(exp.video, description.appearance, description.signals, words,
                                           mean_score_logits(result.logits), torch.tensor(scores, dtype=torch.float32)))
@@ -156,6 +156,14 @@ def train_ranker(ranker: CandidateRanker, train: list[RankerExample], val: list[
     return best
 
 
+def without_ranker(data: dict) -> dict:
+    """A checkpoint read by :func:`~referformer_core.checkpoint.read_checkpoint` with its candidate ranker, if it
+    has one, left out: the command trains a fresh one, whatever the shape of the one it replaces."""
+    state = {k: v for k, v in data["model"].items() if not k.startswith("candidate_ranker.")}
+    config = dict(data[CONFIG_KEY], candidate_ranker_layers=0) if CONFIG_KEY in data else None
+    return {**data, "model": state, **({CONFIG_KEY: config} if config else {})}
+
+
 def _described(predictor: VideoPredictor, folders: list[str], cache: str | None, progress: bool
                ) -> list[RankerExample]:
     """The examples of every folder: from ``cache`` (a file keyed by folder) when it holds them, else described
@@ -211,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         if not source.get(TEXT_WEIGHTS_KEY):
             raise ReferFormerError("the ranker is trained on a bundle with a packaged frozen text encoder "
                                    "(python -m train.bundle)")
-        predictor = VideoPredictor.from_checkpoint(args.checkpoint)
+        predictor = VideoPredictor.from_checkpoint_data(without_ranker(source), checkpoint_path(args.checkpoint),
+                                                        bundled=args.checkpoint is None)
         torch.manual_seed(args.seed)
         predictor.model.add_candidate_ranker(args.layers)
         predictor.model.eval()

@@ -1,4 +1,6 @@
 """``CandidateRanker``: candidate features, the ranker itself, and the predictor choosing the track it ranks first."""
+import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -273,3 +275,24 @@ def test_an_untrained_ranker_chooses_what_the_official_rule_chooses(ranked_predi
         assert ranked.results[1].ranking is not None and plain_result.results[1].ranking is None
         assert ranked.results[1].best_query == plain_result.results[1].best_query
         assert np.array_equal(ranked_predictor.predict(video, text), official.predict(video, text))
+
+
+def test_the_ranker_reads_the_text_encoders_own_word_features(ranked_predictor):
+    """Not the resized words the decoder reads: ranking changes with ``encoder_words`` and ignores ``words``."""
+    model = copy.deepcopy(ranked_predictor.model)  # its ranker is changed below; the shared fixture stays as it is
+    ids, attention = pipeline.tokenize(ranked_predictor.tokenizer, ["the object moving up"])
+    with torch.inference_mode():
+        text = model.encode_text(ids, attention)
+        own = model.text_encoder(input_ids=ids, attention_mask=attention).last_hidden_state
+    assert torch.equal(text.encoder_words, own) and model.candidate_ranker.word_proj.in_features == own.shape[-1]
+    assert torch.equal(text.select(0).encoder_words, own[:1])
+    torch.manual_seed(1)
+    for p in model.candidate_ranker.score.parameters():  # a ranker whose words matter (the score starts at zero)
+        torch.nn.init.normal_(p)
+    features = torch.randn(model.config.num_queries, model.candidate_ranker.feature_mean.shape[0])
+    logits = torch.randn(3, model.config.num_queries)
+    ranking = pipeline.rank_candidates(model, features, logits, text)
+    resized = dataclasses.replace(text, words=torch.randn_like(text.words))
+    assert torch.equal(pipeline.rank_candidates(model, features, logits, resized), ranking)
+    other = dataclasses.replace(text, encoder_words=torch.randn_like(text.encoder_words))
+    assert not torch.allclose(pipeline.rank_candidates(model, features, logits, other), ranking)

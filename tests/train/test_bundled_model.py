@@ -14,12 +14,13 @@ from train.text_probe import feature_distance
 from train.text_probe import main as text_probe_main
 from train.world import render_video, video_spec
 
-MEASURED_SAMPLE_J_AND_F = {"sample_1": 0.782, "sample_2": 0.901, "sample_3": 0.844}
+MEASURED_SAMPLE_J_AND_F = {"sample_1": 0.980, "sample_2": 0.730, "sample_3": 0.920}
 """J&F of the shipped weights (with their candidate ranker and mask refinement) on each sample (see the model
-card): the mean, 0.842, is below the issue's 0.85 aim."""
-MIN_MEAN_J_AND_F = 0.80
-"""The mean over the samples must stay near the measured 0.842 (the ranker shipped before, trained on 1,000
-videos: 0.712; without a ranker 0.561; random weights 0.03)."""
+card): the mean, 0.877, is above the issue's 0.85; sample 2 is below it."""
+MIN_MEAN_J_AND_F = 0.85
+"""The mean over the samples must stay near the measured 0.877 (the ranker shipped before, reading the resized
+word features, trained on 1,500 videos: 0.842; on 1,000 videos: 0.712; without a ranker 0.561; random weights
+0.03)."""
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from referformer_core.candidate_ranker import CandidateRanker
-from referformer_core.checkpoint import load_checkpoint, save_checkpoint
+from referformer_core.checkpoint import load_checkpoint, model_from_checkpoint_data, read_checkpoint, save_checkpoint
 from referformer_core.config import get_config
+from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
 from referformer_core.referformer import ReferFormer
 from train import ranker as ranker_cli
@@ -103,3 +104,24 @@ def test_fine_tuning_a_ranked_model_leaves_its_ranker_alone(tiny_config, tmp_pat
     before, after = model.candidate_ranker.state_dict(), trained.candidate_ranker.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not torch.equal(model.class_embed[0].weight, trained.class_embed[0].weight)
+
+
+def test_a_ranker_of_another_shape_is_replaced_not_refused(tmp_path):
+    """The command starts from a bundle whose ranker no longer fits this version (e.g. other word features):
+    ``without_ranker`` leaves it out, and the model loads strictly with everything else the same."""
+    torch.manual_seed(0)
+    model = ReferFormer(get_config("tiny"))
+    model.add_candidate_ranker(1)
+    state = model.state_dict()
+    state["candidate_ranker.word_proj.weight"] = torch.zeros(state["candidate_ranker.word_proj.weight"].shape[0], 3)
+    path = tmp_path / "old.pth"
+    torch.save({"model": state, "referformer_config": model.config.to_dict()}, path)
+    data = read_checkpoint(path)
+    with pytest.raises(ReferFormerError, match="word_proj"):
+        model_from_checkpoint_data(data, path)
+    stripped = ranker_cli.without_ranker(data)
+    loaded = model_from_checkpoint_data(stripped, path)
+    assert loaded.candidate_ranker is None and data["referformer_config"]["candidate_ranker_layers"] == 1
+    kept = {k: v for k, v in state.items() if not k.startswith("candidate_ranker.")}
+    assert kept.keys() == loaded.state_dict().keys()
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in kept.items())
