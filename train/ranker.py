@@ -159,9 +159,10 @@ def train_ranker(ranker: CandidateRanker, train: list[RankerExample], val: list[
 def without_ranker(data: dict) -> dict:
     """A checkpoint read by :func:`~referformer_core.checkpoint.read_checkpoint` with its candidate ranker, if it
     has one, left out: the command trains a fresh one, whatever the shape of the one it replaces."""
-    state = {k: v for k, v in data["model"].items() if not k.startswith("candidate_ranker.")}
-    config = dict(data[CONFIG_KEY], candidate_ranker_layers=0) if CONFIG_KEY in data else None
-    return {**data, "model": state, **({CONFIG_KEY: config} if config else {})}
+    stripped = {**data, "model": {k: v for k, v in data["model"].items() if not k.startswith("candidate_ranker.")}}
+    if CONFIG_KEY in data:
+        stripped[CONFIG_KEY] = dict(data[CONFIG_KEY], candidate_ranker_layers=0)
+    return stripped
 
 
 def _described(predictor: VideoPredictor, folders: list[str], cache: str | None, progress: bool
@@ -215,12 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        source = read_checkpoint(checkpoint_path(args.checkpoint))
+        path = checkpoint_path(args.checkpoint)
+        source = read_checkpoint(path)
         if not source.get(TEXT_WEIGHTS_KEY):
             raise ReferFormerError("the ranker is trained on a bundle with a packaged frozen text encoder "
                                    "(python -m train.bundle)")
-        predictor = VideoPredictor.from_checkpoint_data(without_ranker(source), checkpoint_path(args.checkpoint),
-                                                        bundled=args.checkpoint is None)
+        predictor = VideoPredictor.from_checkpoint_data(without_ranker(source), path, bundled=args.checkpoint is None)
         torch.manual_seed(args.seed)
         predictor.model.add_candidate_ranker(args.layers)
         predictor.model.eval()
