@@ -8,7 +8,7 @@ from annotations import Project, ReviewState
 from annotations import rle as rle_mod
 from referformer_core.overlay import object_colour, overlay_masks
 
-from .review import LOW_CONFIDENCE, frame_scores
+from .review import LOW_CONFIDENCE, frame_scores, low_confidence_frames
 
 CURVE_SIZE = (900, 110)
 _MARGIN = 8
@@ -67,9 +67,8 @@ def confidence_curve(project: Project, video: str, obj_id: int | None, frame: in
         for t in range(count - 1):
             if not (np.isnan(scores[t]) or np.isnan(scores[t + 1])):
                 cv2.line(image, points[t], points[t + 1], colour, 2, cv2.LINE_AA)
-        for t, s in enumerate(scores):
-            if not np.isnan(s) and s < threshold:
-                cv2.circle(image, points[t], 3, (215, 40, 40), -1)
+        for t in low_confidence_frames(project, video, obj_id, threshold):
+            cv2.circle(image, points[t], 3, (215, 40, 40), -1)
     x = _x(frame + 0.5, count, width)
     cv2.line(image, (x, 0), (x, height - 1), (40, 40, 40), 1)
     return image

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from annotations import Project, ReviewState
+from annotations import Origin, Project, ReviewState
 
 from .errors import StudioError
 
@@ -22,9 +22,12 @@ def frame_scores(project: Project, video: str, obj_id: int) -> np.ndarray:
 
 
 def low_confidence_frames(project: Project, video: str, obj_id: int, threshold: float = LOW_CONFIDENCE) -> list[int]:
-    """Frames whose model score for the object is below ``threshold``."""
-    scores = frame_scores(project, video, obj_id)
-    return [int(t) for t in np.flatnonzero(scores < threshold)]
+    """Frames where the object's mask is the model's (origin ``model``) and its score is below ``threshold``.
+
+    A mask a person chose (a picked candidate keeps its low score, a propagated or imported one) is not a frame
+    the model is unsure of."""
+    return sorted(info.frame for info in project.mask_infos(video, obj_id)
+                  if info.origin == Origin.MODEL and info.score is not None and info.score < threshold)
 
 
 def mark(project: Project, video: str, frames: int | Iterable[int], state: ReviewState | str) -> None:

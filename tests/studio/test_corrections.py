@@ -55,6 +55,20 @@ def test_picking_a_candidate_for_a_range_stores_its_masks_as_hand(studio, segmen
     assert {m.origin for m in project.mask_infos("square", 1)} == {Origin.HAND}
 
 
+def test_a_picked_candidate_is_not_a_low_score_frame(studio, segmented):
+    view = studio.goto(segmented, 2)
+    least = min(studio.candidates(view), key=lambda c: c.video_score).query
+    assert studio.jump(studio.goto(view, 7), "low", threshold=1.0).frame == 0  # the model's masks: all below 1
+    view, _ = studio.pick_candidate(view, least, SCOPES[1], until=5)
+    assert all(m.score is not None for m in studio.project(view).mask_infos("square", 1))  # the pick keeps its scores
+    assert studio.jump(studio.goto(view, 1), "low", threshold=1.0).frame == 6  # frames 2-5: chosen by a person
+    curve = studio.curve_image(view, threshold=1.0)
+    red = (curve[..., 0] > 200) & (curve[..., 1] < 60) & (curve[..., 2] < 60)
+    columns = np.flatnonzero(red.any(0))
+    width = curve.shape[1]
+    assert columns.size and not ((columns > width * 2 / 8) & (columns < width * 6 / 8)).any()
+
+
 def test_a_click_picks_the_best_candidate_covering_it(studio, segmented):
     view = studio.goto(segmented, 1)
     predictor, state = studio._model_state(view, create=False)
