@@ -162,8 +162,9 @@ def build_app(studio: Studio) -> gr.Blocks:
                     undo = gr.Button("Undo (z)", elem_id="undo", min_width=60)
                     redo = gr.Button("Redo (y)", elem_id="redo", min_width=60)
                 status = gr.Markdown("", elem_id="status")
-                gr.Markdown("**Score of the selected object per frame**: click to jump; red dots: the model's "
-                            "masks below the threshold; band: green reviewed, orange needs fixing", elem_id="confidence_caption")
+                gr.Markdown("**Score of the selected object per frame**: click to jump; red dots: scores below "
+                            "the threshold (not on frames a person chose); band: green reviewed, orange needs fixing",
+                            elem_id="confidence_caption")
                 curve = gr.Image(label="Score per frame", show_label=False, interactive=False, format="png",
                                  elem_id="confidence", height=130, buttons=[])
                 with gr.Row():

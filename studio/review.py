@@ -5,9 +5,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from annotations import Origin, Project, ReviewState
+from annotations import Project, ReviewState
 
 from .errors import StudioError
+from .segment import PROTECTED
 
 LOW_CONFIDENCE = 0.5
 
@@ -22,12 +23,11 @@ def frame_scores(project: Project, video: str, obj_id: int) -> np.ndarray:
 
 
 def low_confidence_frames(project: Project, video: str, obj_id: int, threshold: float = LOW_CONFIDENCE) -> list[int]:
-    """Frames where the object's mask is the model's (origin ``model``) and its score is below ``threshold``.
-
-    A mask a person chose (a picked candidate keeps its low score, a propagated or imported one) is not a frame
-    the model is unsure of."""
+    """Frames whose mask for the object has a score below ``threshold``, unless a person chose that mask
+    (``segment.PROTECTED`` origins: a picked candidate keeps its model score, but it is no longer a frame the
+    model is unsure of)."""
     return sorted(info.frame for info in project.mask_infos(video, obj_id)
-                  if info.origin == Origin.MODEL and info.score is not None and info.score < threshold)
+                  if info.origin not in PROTECTED and info.score is not None and info.score < threshold)
 
 
 def mark(project: Project, video: str, frames: int | Iterable[int], state: ReviewState | str) -> None:
