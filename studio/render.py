@@ -8,7 +8,7 @@ from annotations import Project, ReviewState
 from annotations import rle as rle_mod
 from referformer_core.overlay import object_colour, overlay_masks
 
-from .review import LOW_CONFIDENCE, frame_scores, low_confidence_frames
+from .review import LOW_CONFIDENCE, frame_scores
 
 CURVE_SIZE = (900, 110)
 _MARGIN = 8
@@ -60,14 +60,14 @@ def confidence_curve(project: Project, video: str, obj_id: int | None, frame: in
     y_threshold = _MARGIN + int((1 - threshold) * plot_h)
     cv2.line(image, (0, y_threshold), (width - 1, y_threshold), (200, 200, 200), 1)
     if obj_id is not None:
-        scores = frame_scores(project, video, obj_id)
+        scores, low = frame_scores(project, video, obj_id, threshold)
         colour = object_colour(obj_id)
         points = [(_x(t + 0.5, count, width), _MARGIN + int((1 - np.nan_to_num(s)) * plot_h))
                   for t, s in enumerate(scores)]
         for t in range(count - 1):
             if not (np.isnan(scores[t]) or np.isnan(scores[t + 1])):
                 cv2.line(image, points[t], points[t + 1], colour, 2, cv2.LINE_AA)
-        for t in low_confidence_frames(project, video, obj_id, threshold):
+        for t in np.flatnonzero(low):
             cv2.circle(image, points[t], 3, (215, 40, 40), -1)
     x = _x(frame + 0.5, count, width)
     cv2.line(image, (x, 0), (x, height - 1), (40, 40, 40), 1)

@@ -13,21 +13,24 @@ from .segment import PROTECTED
 LOW_CONFIDENCE = 0.5
 
 
-def frame_scores(project: Project, video: str, obj_id: int) -> np.ndarray:
-    """``[T]`` the stored score of the object's mask on each frame; NaN where no model score is stored."""
-    scores = np.full(project.video(video).frame_count, np.nan)
+def frame_scores(project: Project, video: str, obj_id: int, threshold: float = LOW_CONFIDENCE
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """From one read of the store: ``scores [T]``, the stored score of the object's mask on each frame (NaN where
+    none is stored), and ``low [T]`` bool, the frames scoring below ``threshold`` unless a person chose their mask
+    (``segment.PROTECTED`` origins: a picked candidate keeps its model score, but it is no longer a frame the
+    model is unsure of)."""
+    count = project.video(video).frame_count
+    scores, low = np.full(count, np.nan), np.zeros(count, bool)
     for info in project.mask_infos(video, obj_id):
         if info.score is not None:
             scores[info.frame] = info.score
-    return scores
+            low[info.frame] = info.score < threshold and info.origin not in PROTECTED
+    return scores, low
 
 
 def low_confidence_frames(project: Project, video: str, obj_id: int, threshold: float = LOW_CONFIDENCE) -> list[int]:
-    """Frames whose mask for the object has a score below ``threshold``, unless a person chose that mask
-    (``segment.PROTECTED`` origins: a picked candidate keeps its model score, but it is no longer a frame the
-    model is unsure of)."""
-    return sorted(info.frame for info in project.mask_infos(video, obj_id)
-                  if info.origin not in PROTECTED and info.score is not None and info.score < threshold)
+    """The ``low`` frames of :func:`frame_scores`."""
+    return [int(t) for t in np.flatnonzero(frame_scores(project, video, obj_id, threshold)[1])]
 
 
 def mark(project: Project, video: str, frames: int | Iterable[int], state: ReviewState | str) -> None:
