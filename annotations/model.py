@@ -13,12 +13,20 @@ from .rle import RLE
 
 
 class Origin(StrEnum):
-    """Where a stored mask came from."""
+    """Where a stored mask came from: the model, a person (``hand``: drawn, clicked or picked), flow propagation
+    or the tracker from a person's frame (``propagated``, ``tracked``), or an imported file."""
 
     MODEL = "model"
     HAND = "hand"
     PROPAGATED = "propagated"
+    TRACKED = "tracked"
     IMPORTED = "imported"
+
+    @property
+    def by_person(self) -> bool:
+        """Whether a person made or asked for this mask: a model run keeps it (unless told to overwrite edits) and
+        review never flags it as low score, even when it carries a model score (a picked candidate)."""
+        return self in (Origin.HAND, Origin.PROPAGATED, Origin.TRACKED)
 
 
 class ReviewState(StrEnum):

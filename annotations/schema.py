@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import ProjectError, SchemaVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION = "referformer-studio-annotations"
 DB_NAME = "project.sqlite"
 
@@ -62,7 +62,7 @@ CREATE TABLE masks (
     counts TEXT NOT NULL,
     area INTEGER NOT NULL,
     bbox TEXT NOT NULL,
-    origin TEXT NOT NULL CHECK (origin IN ('model', 'hand', 'propagated', 'imported')),
+    origin TEXT NOT NULL CHECK (origin IN ('model', 'hand', 'propagated', 'tracked', 'imported')),
     score REAL,
     PRIMARY KEY (object_id, frame_index)
 );
@@ -114,6 +114,9 @@ def open_database(path: Path) -> sqlite3.Connection:
     if app is None or app[0] != APPLICATION:
         db.close()
         raise ProjectError(f"{path}: info.application: not a ReferFormer Studio annotation project")
+    if version in _UPGRADES:
+        _upgrade(db, version)
+        version = SCHEMA_VERSION
     if version != SCHEMA_VERSION:
         db.close()
         age = "a newer" if version > SCHEMA_VERSION else "an older"
@@ -122,6 +125,36 @@ def open_database(path: Path) -> sqlite3.Connection:
             f"ReferFormer Studio; this version reads schema {SCHEMA_VERSION}"
         )
     return db
+
+
+def _masks_v2(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: the masks table's origin check admits ``tracked`` (SQLite cannot alter a CHECK: copy)."""
+    masks = SCHEMA[SCHEMA.index("CREATE TABLE masks"):SCHEMA.index("CREATE TABLE reviews")]
+    db.execute(masks.replace("CREATE TABLE masks", "CREATE TABLE masks_v2"))
+    db.execute("INSERT INTO masks_v2 SELECT * FROM masks")
+    db.execute("DROP TABLE masks")
+    db.execute("ALTER TABLE masks_v2 RENAME TO masks")
+
+
+_UPGRADES = {1: _masks_v2}
+
+
+def _upgrade(db: sqlite3.Connection, version: int) -> None:
+    """Bring an older project's database to :data:`SCHEMA_VERSION` in one transaction (all or nothing)."""
+    db.execute("PRAGMA foreign_keys = OFF")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] == version:
+            while version in _UPGRADES:
+                _UPGRADES[version](db)
+                version += 1
+            db.execute(f"PRAGMA user_version = {version}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -8,7 +8,6 @@ import numpy as np
 from annotations import Project, ReviewState
 
 from .errors import StudioError
-from .segment import PROTECTED
 
 LOW_CONFIDENCE = 0.5
 
@@ -17,14 +16,14 @@ def frame_scores(project: Project, video: str, obj_id: int, threshold: float = L
                  ) -> tuple[np.ndarray, np.ndarray]:
     """From one read of the store: ``scores [T]``, the stored score of the object's mask on each frame (NaN where
     none is stored), and ``low [T]`` bool, the frames scoring below ``threshold`` unless a person chose their mask
-    (``segment.PROTECTED`` origins: a picked candidate keeps its model score, but it is no longer a frame the
+    (``Origin.by_person``: a picked candidate keeps its model score, but it is no longer a frame the
     model is unsure of)."""
     count = project.video(video).frame_count
     scores, low = np.full(count, np.nan), np.zeros(count, bool)
     for info in project.mask_infos(video, obj_id):
         if info.score is not None:
             scores[info.frame] = info.score
-            low[info.frame] = info.score < threshold and info.origin not in PROTECTED
+            low[info.frame] = info.score < threshold and not info.origin.by_person
     return scores, low
 
 

@@ -2,8 +2,8 @@
 
 Each window's masks are stored (origin ``model``, with the chosen query's score per frame) as soon as the
 model finishes it, so they show in the viewer while the rest runs, and stopping keeps what is done.
-Frames an object was corrected on by hand (origins ``hand``, ``propagated``) are left alone unless
-``overwrite_edits`` is set.
+Frames whose mask a person made or asked for (``Origin.by_person``: hand, propagated, tracked) are left alone
+unless ``overwrite_edits`` is set.
 """
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ from annotations import Origin, Project
 from referformer_core.predictor import InferenceState, VideoPredictor
 
 from .errors import StudioError
-
-PROTECTED = (Origin.HAND, Origin.PROPAGATED)
-
 
 @dataclass(frozen=True)
 class SegmentProgress:
@@ -88,4 +85,4 @@ def segment_video(project: Project, video: str, predictor: VideoPredictor, obj_i
 
 def protected_frames(project: Project, video: str, obj_id: int) -> set[int]:
     """Frames where the object's mask was made or corrected by a person (never overwritten by the model)."""
-    return {m.frame for m in project.mask_infos(video, obj_id) if m.origin in PROTECTED}
+    return {m.frame for m in project.mask_infos(video, obj_id) if m.origin.by_person}

@@ -65,15 +65,40 @@ def test_create_refuses_non_empty_folder_and_open_refuses_non_projects(tmp_path)
         Project.open(tmp_path / "x")
 
 
-@pytest.mark.parametrize("version, word", [(2, "newer"), (0, "older")])
+@pytest.mark.parametrize("version, word", [(3, "newer"), (0, "older")])
 def test_open_reports_other_schema_versions(tmp_path, version, word):
     Project.create(tmp_path / "p").close()
     db = sqlite3.connect(tmp_path / "p" / "project.sqlite")
     db.execute(f"PRAGMA user_version = {version}")
     db.commit()
     db.close()
-    with pytest.raises(SchemaVersionError, match=f"schema {version}, made by an? {word} version.*reads schema 1"):
+    with pytest.raises(SchemaVersionError, match=f"schema {version}, made by an? {word} version.*reads schema 2"):
         Project.open(tmp_path / "p")
+
+
+def test_a_schema_1_project_opens_with_its_masks_and_takes_tracked_masks(tmp_path):
+    project = make_project(tmp_path / "p", {"v": (4, 24, 32)})
+    before = [(i.frame, i.origin, i.score) for i in project.mask_infos("v", 1)]
+    project.close()
+    db = sqlite3.connect(tmp_path / "p" / "project.sqlite")
+    old = db.execute("SELECT sql FROM sqlite_master WHERE name = 'masks'").fetchone()[0]
+    db.executescript("PRAGMA foreign_keys = OFF; BEGIN;"
+                     + old.replace("'tracked', ", "").replace("CREATE TABLE masks", "CREATE TABLE masks_old")
+                     + "; INSERT INTO masks_old SELECT * FROM masks; DROP TABLE masks;"
+                       " ALTER TABLE masks_old RENAME TO masks; PRAGMA user_version = 1; COMMIT;")
+    db.close()
+    project = Project.open(tmp_path / "p")
+    assert [(i.frame, i.origin, i.score) for i in project.mask_infos("v", 1)] == before
+    project.set_mask("v", 1, 0, np.ones((24, 32), bool), Origin.TRACKED)
+    assert project.mask_infos("v", 1)[0].origin is Origin.TRACKED
+    project.close()
+    db = sqlite3.connect(tmp_path / "p" / "project.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert "'tracked'" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'masks'").fetchone()[0]
+
+
+def test_origin_by_person_is_the_one_rule_for_a_persons_mask():
+    assert {o for o in Origin if o.by_person} == {Origin.HAND, Origin.PROPAGATED, Origin.TRACKED}
 
 
 def test_objects_expressions_and_categories(tmp_path):
