@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "referformer-studio"))
 
 import gradio as gr  # noqa: E402  (the environment above must be set before gradio is imported)
+from starlette.middleware import Middleware  # noqa: E402
 
 from annotations.categories import YTVOS_CATEGORIES  # noqa: E402
 from referformer_core.cli import gigabytes  # noqa: E402
@@ -28,8 +29,10 @@ from studio.model import model_spec  # noqa: E402
 from studio.projects import View  # noqa: E402
 from studio.samples import list_samples  # noqa: E402
 from studio.screen import Display, Screen, build_screen  # noqa: E402
+from studio.served import ServedImages  # noqa: E402
 from studio.session import Studio, StudioConfig  # noqa: E402
 from studio.ui_assets import CSS, HELP, SHORTCUTS_JS  # noqa: E402
+from studio.uploads import CountUploads, UploadCounts  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -59,9 +62,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_app(studio: Studio) -> gr.Blocks:
-    """The studio's page; each handler is a thin call of ``studio``."""
+def build_app(studio: Studio, uploads: UploadCounts | None = None, served: ServedImages | None = None) -> gr.Blocks:
+    """The studio's page; each handler is a thin call of ``studio``.
+
+    ``uploads`` counts uploads (an upload is removed once every import of it is done); ``served`` writes the
+    pictures the page shows (default: ``$GRADIO_TEMP_DIR/served``).
+    """
     display_inputs: list[gr.components.Component] = []
+    uploads = uploads or UploadCounts()
+    served = served or ServedImages(Path(os.environ["GRADIO_TEMP_DIR"]) / "served")
+
+    def gallery(items: list[tuple]) -> list[tuple[str, str]]:
+        return [(served.save(image, "jpeg"), caption) for image, caption in items]
 
     def display(show_boxes: bool, show_labels: bool, threshold: float) -> Display:
         return Display(bool(show_boxes), bool(show_labels), float(threshold))
@@ -219,7 +231,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                     gr.update(choices=screen.objects, value=v.obj_id),
                     screen.expression, screen.category,
                     gr.update(maximum=max(screen.frame_count - 1, 1), value=v.frame),
-                    screen.image, screen.curve, screen.status]
+                    served.save(screen.image, "jpeg"), served.save(screen.curve, "png"), screen.status]
 
         def refresh(view: View, boxes: bool, labels: bool, thr: float) -> list:
             return show(build_screen(studio, view, display(boxes, labels, thr)))
@@ -242,7 +254,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                         note += " · " + user_message(again)
                 outs = show(screen) + [note]
                 if filmstrip_too:
-                    outs.append(screen.filmstrip)
+                    outs.append(gallery(screen.filmstrip))
                 return outs
             return handler
 
@@ -277,7 +289,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                     return studio.import_file(v, path, ImportOptions(n, most, side),
                                               progress=lambda d, t: progress((d, t), desc="importing frames"))
                 finally:
-                    discard_upload(path)
+                    uploads.release(path)
             return act(run, filmstrip_too=True)(view, boxes, labels, thr)
 
         wire(upload, None, [upload, stride, max_frames, short_side], filmstrip_too=True, handler=import_upload,
@@ -375,7 +387,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             v = v if last else studio.step(v, 1)
             opts = display(boxes, labels, thr)
             return [v, not last, gr.Timer(active=not last), "▶ Play (space)" if last else gr.skip(),
-                    gr.update(value=v.frame), studio.frame_image(v, opts.show_boxes, opts.show_labels),
+                    gr.update(value=v.frame), served.save(studio.frame_image(v, opts.show_boxes, opts.show_labels)),
                     studio.status_line(v)]
 
         timer.tick(tick, [view_state, playing, *display_inputs],
@@ -386,7 +398,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         def list_candidates(v: View):
             try:
                 found = studio.candidates(v)
-                return ([(c.thumbnail, c.caption) for c in found],
+                return (gallery([(c.thumbnail, c.caption) for c in found]),
                         f"{len(found)} candidates for object {v.obj_id} on frame {v.frame}", True)
             except Exception as exc:
                 gr.Warning(user_message(exc))
@@ -400,7 +412,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             if not shown or is_playing:
                 return gr.skip(), gr.skip()
             try:
-                return [(c.thumbnail, c.caption) for c in studio.candidates(v)], True
+                return gallery([(c.thumbnail, c.caption) for c in studio.candidates(v)]), True
             except Exception:  # e.g. another object, not segmented yet: nothing to show, no message to replace
                 return [], False
 
@@ -511,16 +523,6 @@ def build_app(studio: Studio) -> gr.Blocks:
     return demo
 
 
-def discard_upload(path: str) -> None:
-    """Remove an uploaded file (and its folder when empty) once it is imported: uploads are not kept twice."""
-    file = Path(path)
-    file.unlink(missing_ok=True)
-    try:
-        file.parent.rmdir()
-    except OSError:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     projects_dir = Path(args.projects_dir).expanduser()
@@ -533,12 +535,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: serving on {args.host} without --auth: anyone who can reach this machine can read and "
               f"change your projects", file=sys.stderr)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    demo = build_app(studio)
+    uploads = UploadCounts()
+    demo = build_app(studio, uploads)
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=args.host, server_port=args.port, auth=auth, inbrowser=args.inbrowser,
                 max_file_size=args.max_upload, allowed_paths=[str(downloads)], footer_links=["api"],
                 theme=gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
-                css=CSS, js=SHORTCUTS_JS, show_error=False)
+                css=CSS, js=SHORTCUTS_JS, show_error=False,
+                app_kwargs={"middleware": [Middleware(CountUploads, counts=uploads)]})
     return 0
 
 

@@ -54,6 +54,7 @@ class Studio:
         self._open: dict[str, Project] = {}
         self._states: OrderedDict[tuple, InferenceState] = OrderedDict()
         self._lock = threading.Lock()
+        self._sample_lock = threading.Lock()
 
     # ------------------------------------------------------------------ projects
     def project(self, view: View) -> Project:
@@ -83,8 +84,12 @@ class Studio:
         opened as left when it exists already. The first object is selected, ready to segment."""
         sample = get_sample(name)
         project_name = f"Sample {sample.name.rsplit('_', 1)[-1]}"
-        if project_name in self.library.names():
-            return self.open_project(project_name), f"opened {project_name}"
+        with self._sample_lock:  # sessions opening a sample at once: one makes it, the others open it made
+            if project_name in self.library.names():
+                return self.open_project(project_name), f"opened {project_name}"
+            return self._make_sample(sample, project_name)
+
+    def _make_sample(self, sample, project_name: str) -> tuple[View, str]:
         view = self.create_project(project_name)
         view, _ = self.import_file(view, sample.file, ImportOptions())
         by_object: dict[int, list[str]] = {}
