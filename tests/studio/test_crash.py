@@ -6,6 +6,7 @@ export is visible under a final name, and an interrupted import leaves no video 
 """
 from __future__ import annotations
 
+import errno
 import re
 import time
 import zipfile
@@ -125,3 +126,86 @@ def test_kill_during_segment_export_and_import(tiny_model, tmp_path):
         assert message.startswith("✅ exported 1 video(s), 96 frames") and zipfile.is_zipfile(path), message
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------- a full disk (the write fails with ENOSPC)
+def no_space_after(monkeypatch, owner, name: str, allowed: int) -> None:
+    """``owner.name`` (a write method) fails with ENOSPC after ``allowed`` calls."""
+    real, calls = getattr(owner, name), []
+
+    def write(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > allowed:
+            raise OSError(errno.ENOSPC, "No space left on device", str(args[1] if len(args) > 1 else ""))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, write)
+
+
+def one_line(message: str) -> None:
+    assert message.startswith("the disk is full") and "\n" not in message and len(message) < 300, message
+
+
+def project_with_work(studio, sample_video):
+    from studio.media import ImportOptions
+
+    view = studio.create_project("full")
+    view, _ = studio.import_file(view, sample_video, ImportOptions())
+    view, _ = studio.add_object(view, "the red square", "others")
+    view, _ = studio.mark(view, "reviewed", advance=False)
+    return view
+
+
+def still_there(studio, view, masks: int = 0) -> None:
+    from annotations import Project
+
+    studio.close()
+    with Project.open(studio.config.projects_dir / view.project) as project:
+        assert [v.name for v in project.videos()] == ["square"]
+        assert [o.expressions for o in project.objects("square")] == [("the red square",)]
+        assert project.review_states("square")[0].value == "reviewed"
+        assert len(project.mask_infos("square", 1)) >= masks
+        assert len(list((project.folder / "frames").iterdir())) == 1, "frames of a failed import were left"
+
+
+def test_disk_full_during_import(studio, sample_video, monkeypatch):
+    from studio.errors import user_message
+    from studio.media import ImportOptions
+
+    view = project_with_work(studio, sample_video)
+    no_space_after(monkeypatch, Path, "write_bytes", 3)
+    with pytest.raises(OSError) as failed:
+        studio.import_file(view, sample_video, ImportOptions())
+    one_line(user_message(failed.value))
+    monkeypatch.undo()
+    still_there(studio, view)
+
+
+def test_disk_full_during_export(studio, sample_video, monkeypatch):
+    from studio.errors import user_message
+
+    view = project_with_work(studio, sample_video)
+    no_space_after(monkeypatch, zipfile.ZipFile, "write", 1)
+    with pytest.raises(OSError) as failed:
+        studio.export(view, "Ref-Youtube-VOS")
+    one_line(user_message(failed.value))
+    assert not list(studio.config.downloads_dir.iterdir()), "a partial export was left"
+    monkeypatch.undo()
+    still_there(studio, view)
+
+
+def test_disk_full_during_segmentation(studio, sample_video):
+    """The database cannot grow after the first window: the run stops with one line, that window's masks and every
+    earlier edit are kept."""
+    from studio.errors import user_message
+
+    view = project_with_work(studio, sample_video)
+    steps = studio.segment(view)
+    first = next(steps)
+    db = studio.project(view)._db  # the store's connection: cap its file at the pages it has now
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    with pytest.raises(Exception) as failed:
+        for _ in steps:
+            pass
+    one_line(user_message(failed.value))
+    still_there(studio, view, masks=first.done)
