@@ -112,8 +112,8 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
                                      file_types=list(VIDEO_SUFFIXES) + [".zip"], type="filepath", elem_id="upload")
                     with gr.Row(visible=bool(studio.config.media_dirs)):
                         media_path = gr.Dropdown(label="Or open from the media folder", allow_custom_value=True,
-                                                 choices=list_media(studio.config.media_dirs), elem_id="media_path",
-                                                 scale=3)
+                                                 choices=list_media(studio.config.media_dirs), value=None,
+                                                 elem_id="media_path", scale=3)
                         media_open = gr.Button("Open", elem_id="media_open", scale=1, min_width=80)
                     video_select = gr.Dropdown(label="Video", choices=[], elem_id="video_select",
                                                allow_custom_value=True)
@@ -269,8 +269,14 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
                                           **kwargs)
 
         # projects
-        wire(project_create, lambda v, name: (studio.create_project(name), f"created project {name.strip()}"),
-             [project_name], filmstrip_too=True, api_name="create_project")
+        def create_project(view: View, boxes: bool, labels: bool, thr: float, name: str) -> list:
+            outs = act(lambda v, n: (studio.create_project(n), f"created project {n.strip()}"),
+                       filmstrip_too=True)(view, boxes, labels, thr, name)
+            return outs + ["" if outs[0].project != view.project else name]  # the name box clears once created
+
+        project_create.click(create_project, [view_state, *display_inputs, project_name],
+                             screen_outputs + [message, filmstrip, project_name], api_name="create_project",
+                             show_progress="hidden")
         if samples:
             wire(sample_open, lambda v, name: studio.open_sample(name), [sample_select], filmstrip_too=True,
                  api_name="open_sample")
@@ -316,20 +322,25 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
                 try:
                     progress((0, 1), desc="loading the model and frames")
                     start_frame = view.frame
+                    done = 0
                     for step in studio.segment(view, all_objects, overwrite_edits):
                         if not step.final:  # follow the masks as they arrive
                             view = studio.goto(view, step.last_frames.start)
+                        done = step.total
                         progress((step.done, step.total), desc=step.describe())
-                        yield show(build_screen(studio, view, opts)) + [step.describe(), [], False]
+                        yield show(build_screen(studio, view, opts)) + [step.describe(), [], False, gr.skip()]
                     view = studio.goto(view, start_frame)
-                    yield show(build_screen(studio, view, opts)) + ["✅ done: " + studio.status_line(view), [], False]
+                    screen = build_screen(studio, view, opts, with_filmstrip=True)
+                    yield show(screen) + [f"✅ done: {done} frame{'s' if done != 1 else ''} segmented", [], False,
+                                          gallery(screen.filmstrip)]
                 except Exception as exc:
                     gr.Warning(user_message(exc))
-                    yield show(build_screen(studio, view, opts)) + ["⚠️ " + user_message(exc), [], False]
+                    screen = build_screen(studio, view, opts, with_filmstrip=True)
+                    yield show(screen) + ["⚠️ " + user_message(exc), [], False, gallery(screen.filmstrip)]
             return handler
 
         seg_inputs = [view_state, *display_inputs, overwrite]
-        seg_outputs = screen_outputs + [message, candidate_gallery, candidates_shown]  # a run outdates candidates
+        seg_outputs = screen_outputs + [message, candidate_gallery, candidates_shown, filmstrip]  # a run outdates candidates
         seg_one = segment_obj.click(run_segment(False), seg_inputs, seg_outputs, api_name="segment",
                                     concurrency_id="model", concurrency_limit=1, show_progress="full",
                                     show_progress_on=[message])
@@ -360,11 +371,11 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
              api_name="next_unreviewed")
         wire(next_low, lambda v, thr: studio.jump(v, "low", thr), [threshold], api_name="next_low_score")
         def filmstrip_clicked(view: View, boxes: bool, labels: bool, thr: float, evt: gr.SelectData):
-            return act(lambda v: studio.goto(v, int(str(evt.value["caption"]).split()[-1])))(view, boxes, labels, thr)
+            return act(lambda v: studio.goto(v, int(str(evt.value["caption"]))))(view, boxes, labels, thr)
 
         wire(filmstrip, None, handler=filmstrip_clicked, event="select", api_visibility="private")
-        mask_edits = [wire(undo, lambda v: (v, studio.undo(v)), api_name="undo"),
-                      wire(redo, lambda v: (v, studio.redo(v)), api_name="redo")]
+        mask_edits = [wire(undo, lambda v: (v, studio.undo(v)), api_name="undo", filmstrip_too=True),
+                      wire(redo, lambda v: (v, studio.redo(v)), api_name="redo", filmstrip_too=True)]
         for box in display_inputs:
             box.change(refresh, [view_state, *display_inputs], screen_outputs, show_progress="hidden",
                        api_visibility="private")
@@ -453,7 +464,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
             wire(brush_save, lambda v, value: studio.brush_save(v, value), [brush], api_name="brush_save"),
             wire(brush, lambda v, value: studio.brush_save(v, value), [brush], event="apply", api_visibility="private"),
             wire(propagate_btn, lambda v, d, n: studio.propagate(v, d, n), [direction, propagate_frames],
-                 api_name="propagate")]
+                 api_name="propagate", filmstrip_too=True)]
         for edit in mask_edits:  # the frame's mask changed, not the view: the ✓ of shown candidates may move
             edit.then(**follow, api_visibility="private")
 

@@ -22,7 +22,7 @@ from . import export as export_mod
 from .corrections import Candidate
 from .finetune import FinetuneOptions
 from .errors import StudioError
-from .media import ImportOptions, import_media, resolve_media_path
+from .media import VIDEO_SUFFIXES, ImportOptions, import_media, resolve_media_path
 from .model import ModelCache, ModelSpec
 from .projects import ProjectLibrary, View
 from .samples import get_sample
@@ -420,5 +420,9 @@ def _category(text: str) -> str:
 
 
 def _imported(info) -> str:
-    fps = f" at {info.fps:.3g} fps" if info.fps else ""
-    return f"imported {info.name}: {info.frame_count} frames of {info.width}x{info.height}{fps}"
+    count = info.frame_count
+    fps = f" at {info.fps:.3g} fps" if info.fps and count > 1 else ""
+    text = f"imported {info.name}: {count} frame{'s' if count != 1 else ''} of {info.width}x{info.height}{fps}"
+    if count == 1 and Path(info.source_path).suffix.lower() in VIDEO_SUFFIXES:
+        text += f"; {info.source_path} holds a single frame (a still image?)"
+    return text
