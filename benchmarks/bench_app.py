@@ -18,6 +18,10 @@ segment / step / mark / undo / redo / export (``tests/studio/soak_sessions.py``)
 ``requests``, ``errors``, ``truncated``, ``p50_ms``, ``p95_ms`` (per request), ``server_rss_gb_before`` and
 ``server_rss_gb_after`` to the JSON.
 
+``--browser`` (needs Chromium at /usr/bin/chromium and Playwright) serves the studio with the same model and
+measures ``first_mask_browser_s`` on the longest video: from a click on *Segment object* in headless Chromium to
+the viewer showing the first window's masks (the model already loaded by a first run, as for ``first_mask_s``).
+
     PYTHONPATH=. python benchmarks/bench_app.py [--config small] [--seconds 10 60] [--fps 24] [--json]
     PYTHONPATH=. python benchmarks/bench_app.py --quick --json   # tiny config, one 2 s video at 96p (smoke run)
     PYTHONPATH=. python benchmarks/bench_app.py --quick --sessions 8 --loops 6 --json   # plus 8 API sessions
@@ -182,6 +186,42 @@ def measure_sessions(root: Path, sessions: int, loops: int) -> dict:
     return summary
 
 
+def measure_browser(root: Path, video: Path, checkpoint: Path, tokenizer: Path, short_side: int) -> float:
+    """``first_mask_browser_s`` (see the module docstring)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.studio.app_server import start_app
+    from tests.studio.test_app_browser import CHROMIUM, CHROMIUM_ARGS, wait_loaded, wait_text
+    from tests.studio.test_app_browser_queue import first_overlay_s
+
+    server = start_app(root / "browser_server", checkpoint, tokenizer, video, model_short_side=short_side)
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            page = chromium.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(3_600_000)
+            page.goto(server.url)
+            wait_loaded(page)
+            page.locator("#project_name").get_by_role("textbox").fill("bench")
+            page.click("#project_create")
+            wait_text(page, "status", "project bench: add a video")
+            page.set_input_files("#upload input[type=file]", str(video))
+            wait_text(page, "message", f"imported {video.stem}")
+            for n, text in enumerate((EXPRESSION, "the square on the right")):
+                page.locator("#obj_expression").get_by_role("textbox").fill(text)
+                page.click("#obj_add")
+                wait_text(page, "message", f"added object {n + 1}")
+                if n == 0:  # a first run loads the model
+                    page.click("#segment_obj")
+                    wait_text(page, "message", "✅ done", timeout=3_600_000)
+            seconds = first_overlay_s(page)
+            wait_text(page, "message", "✅ done", timeout=3_600_000)
+            chromium.close()
+    finally:
+        server.stop()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="small", help="model config (random weights; default small)")
@@ -196,6 +236,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=0, help="also run this many concurrent API sessions "
                         "against a real app.py (0: none)")
     parser.add_argument("--loops", type=int, default=3, help="loops of each API session")
+    parser.add_argument("--browser", action="store_true", help="also time the first mask in headless Chromium")
     parser.add_argument("--json", action="store_true", help="print one last JSON line with the results")
     args = parser.parse_args()
     if args.quick:
@@ -234,6 +275,10 @@ def main() -> None:
         studio.close()
         corrections = measure_corrections(root, args.corrections_height)
         served = measure_sessions(root, args.sessions, args.loops) if args.sessions else None
+        if args.browser:
+            rows[-1]["first_mask_browser_s"] = measure_browser(root, video, checkpoint, tokenizer, args.height)
+            print(f"  {video.name}: first mask in the browser after {rows[-1]['first_mask_browser_s']:.2f} s "
+                  f"(through the studio's API in process: {rows[-1]['first_mask_s']:.2f} s)", flush=True)
     print(f"{'video':<16} {'frames':>6} {'first_mask_s':>12} {'all_masks_s':>11} {'segment_cli_s':>13} "
           f"{'peak_rss_gb':>11}")
     for r in rows:
@@ -259,6 +304,7 @@ def main() -> None:
         last = rows[-1]
         print(json.dumps({"config": args.config, "device": args.device, "cores": len(os.sched_getaffinity(0)),
                           "model_load_s": model_load_s, **{k: last[k] for k in KEYS}, "results": rows,
+                          **({"first_mask_browser_s": last["first_mask_browser_s"]} if args.browser else {}),
                           "brush_stroke_ms": corrections["brush_stroke_ms"], "propagate_s": corrections["propagate_s"],
                           "corrections": corrections,
                           **({k: served[k] for k in SESSION_KEYS} | {"session_run": served} if served else {})}))
