@@ -340,7 +340,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
             return handler
 
         seg_inputs = [view_state, *display_inputs, overwrite]
-        seg_outputs = screen_outputs + [message, candidate_gallery, candidates_shown, filmstrip]  # a run outdates candidates
+        seg_outputs = screen_outputs + [message, candidate_gallery, candidates_shown, filmstrip]  # outdates candidates
         seg_one = segment_obj.click(run_segment(False), seg_inputs, seg_outputs, api_name="segment",
                                     concurrency_id="model", concurrency_limit=1, show_progress="full",
                                     show_progress_on=[message])

@@ -32,6 +32,7 @@ class SoakReport:
 
     sessions: int
     loops: int
+    loops_done: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
@@ -43,9 +44,11 @@ class SoakReport:
 
     def summary(self) -> dict:
         ordered = sorted(self.latencies_ms) or [0.0]
-        return {"sessions": self.sessions, "loops": self.loops, "requests": len(self.latencies_ms),
+        return {"sessions": self.sessions, "loops": self.loops, "loops_done": self.loops_done,
+                "requests": len(self.latencies_ms),
                 "errors": len(self.errors), "truncated": len(self.truncated),
-                "p50_ms": ordered[len(ordered) // 2], "p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+                "p50_ms": ordered[len(ordered) // 2],
+                "p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
                 "server_rss_gb_before": self.server_rss_gb_before, "server_rss_gb_after": self.server_rss_gb_after,
                 "server_peak_rss_gb": self.server_peak_rss_gb, "temp_mb_after": self.temp_mb_after,
                 "wall_s": self.wall_s}
@@ -108,6 +111,11 @@ class Session:
                 with self.lock:
                     self.report.truncated.append(f"session {self.index} {api_name}: {Path(path).name} does not decode")
 
+    @staticmethod
+    def said(result, index: int = MESSAGE) -> str:
+        """The message of a call's ``result`` (``None`` when the call failed)."""
+        return "(failed)" if result is None else str(result[index])
+
     def fail(self, line: str) -> None:
         with self.lock:
             self.report.errors.append(f"session {self.index} {line}")
@@ -127,7 +135,7 @@ class Session:
     def loop(self, n: int, sample: str | None) -> None:
         if sample:
             result = self.call("/open_sample", sample)
-            self.expect(result is not None and "Sample" in str(result[MESSAGE]), f"open sample: {result and result[MESSAGE]}")
+            self.expect("Sample" in self.said(result), f"open sample: {self.said(result)}")
         self.call("/open_project", self.name)
         text = f"the red square {self.index} {n}"
         result = self.call("/add_object", text, "others")
@@ -136,7 +144,7 @@ class Session:
         else:
             self.fail(f"add object: {result and result[MESSAGE]}")
         result = self.call("/segment", False)
-        self.expect(result is not None and str(result[MESSAGE]).startswith("✅ done"), f"segment: {result and result[MESSAGE]}")
+        self.expect(self.said(result).startswith("✅ done"), f"segment: {self.said(result)}")
         frame = n % 8
         self.call("/goto", frame)
         self.call("/next_frame")
@@ -147,11 +155,11 @@ class Session:
         else:
             self.fail(f"mark reviewed: {result and result[MESSAGE]}")
         result = self.call("/undo")
-        self.expect(result is not None and str(result[MESSAGE]).startswith("undid: mark"), f"undo: {result and result[MESSAGE]}")
+        self.expect(self.said(result).startswith("undid: mark"), f"undo: {self.said(result)}")
         result = self.call("/redo")
-        self.expect(result is not None and str(result[MESSAGE]).startswith("redid: mark"), f"redo: {result and result[MESSAGE]}")
+        self.expect(self.said(result).startswith("redid: mark"), f"redo: {self.said(result)}")
         result = self.call("/export", "YouTube-VIS", False, screen=False)
-        self.expect(result is not None and str(result[1]).startswith("✅ exported 1 video(s)"), f"export: {result and result[1]}")
+        self.expect(self.said(result, 1).startswith("✅ exported 1 video(s)"), f"export: {self.said(result, 1)}")
 
     def check_project(self) -> None:
         """The project holds exactly this session's objects and reviewed frames."""
@@ -171,7 +179,7 @@ class Session:
 
 def run_soak(server: AppServer, video: Path, folder: Path, sessions: int = 2, loops: int = 3,
              max_seconds: float = 600.0, sample: str | None = "sample_1") -> SoakReport:
-    """Run ``sessions`` concurrent sessions of ``loops`` loops (stopping new loops after ``max_seconds``)."""
+    """Run ``sessions`` concurrent sessions of ``loops`` loops (no new loop after ``max_seconds``, but one at least)."""
     report = SoakReport(sessions, loops)
     report.server_rss_gb_before = process_rss_gb(server.process.pid)[0]
     lock = threading.Lock()
@@ -181,9 +189,11 @@ def run_soak(server: AppServer, video: Path, folder: Path, sessions: int = 2, lo
         session = Session(server, index, folder / f"session{index}", report, lock)
         session.start(video)
         for n in range(loops):
-            if time.monotonic() - start > max_seconds:
+            if n and time.monotonic() - start > max_seconds:  # every session runs one loop at least
                 break
             session.loop(n, sample)
+            with lock:
+                report.loops_done += 1
         session.check_project()
 
     with ThreadPoolExecutor(sessions) as pool:
