@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "referformer-studio"))
 
 import gradio as gr  # noqa: E402  (the environment above must be set before gradio is imported)
+from starlette.middleware import Middleware  # noqa: E402
 
 from annotations.categories import YTVOS_CATEGORIES  # noqa: E402
 from referformer_core.cli import gigabytes  # noqa: E402
@@ -28,8 +29,10 @@ from studio.model import model_spec  # noqa: E402
 from studio.projects import View  # noqa: E402
 from studio.samples import list_samples  # noqa: E402
 from studio.screen import Display, Screen, build_screen  # noqa: E402
+from studio.served import ServedImages  # noqa: E402
 from studio.session import Studio, StudioConfig  # noqa: E402
 from studio.ui_assets import CSS, HELP, SHORTCUTS_JS  # noqa: E402
+from studio.uploads import CountUploads, UploadCounts  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -59,9 +62,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_app(studio: Studio) -> gr.Blocks:
-    """The studio's page; each handler is a thin call of ``studio``."""
+def build_app(studio: Studio, uploads: UploadCounts | None = None, served: ServedImages | None = None) -> gr.Blocks:
+    """The studio's page; each handler is a thin call of ``studio``.
+
+    ``uploads`` counts uploads (an upload is removed once every import of it is done); ``served`` writes the
+    pictures the page shows (default: ``$GRADIO_TEMP_DIR/served``).
+    """
     display_inputs: list[gr.components.Component] = []
+    uploads = uploads or UploadCounts()
+    served = served or ServedImages(Path(os.environ["GRADIO_TEMP_DIR"]) / "served")
+
+    def gallery(items: list[tuple]) -> list[tuple[str, str]]:
+        return [(served.save(image, "jpeg"), caption) for image, caption in items]
 
     def display(show_boxes: bool, show_labels: bool, threshold: float) -> Display:
         return Display(bool(show_boxes), bool(show_labels), float(threshold))
@@ -100,8 +112,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                                      file_types=list(VIDEO_SUFFIXES) + [".zip"], type="filepath", elem_id="upload")
                     with gr.Row(visible=bool(studio.config.media_dirs)):
                         media_path = gr.Dropdown(label="Or open from the media folder", allow_custom_value=True,
-                                                 choices=list_media(studio.config.media_dirs), elem_id="media_path",
-                                                 scale=3)
+                                                 choices=list_media(studio.config.media_dirs), value=None,
+                                                 elem_id="media_path", scale=3)
                         media_open = gr.Button("Open", elem_id="media_open", scale=1, min_width=80)
                     video_select = gr.Dropdown(label="Video", choices=[], elem_id="video_select",
                                                allow_custom_value=True)
@@ -219,7 +231,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                     gr.update(choices=screen.objects, value=v.obj_id),
                     screen.expression, screen.category,
                     gr.update(maximum=max(screen.frame_count - 1, 1), value=v.frame),
-                    screen.image, screen.curve, screen.status]
+                    served.save(screen.image, "jpeg"), served.save(screen.curve, "png"), screen.status]
 
         def refresh(view: View, boxes: bool, labels: bool, thr: float) -> list:
             return show(build_screen(studio, view, display(boxes, labels, thr)))
@@ -242,7 +254,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                         note += " · " + user_message(again)
                 outs = show(screen) + [note]
                 if filmstrip_too:
-                    outs.append(screen.filmstrip)
+                    outs.append(gallery(screen.filmstrip))
                 return outs
             return handler
 
@@ -257,8 +269,14 @@ def build_app(studio: Studio) -> gr.Blocks:
                                           **kwargs)
 
         # projects
-        wire(project_create, lambda v, name: (studio.create_project(name), f"created project {name.strip()}"),
-             [project_name], filmstrip_too=True, api_name="create_project")
+        def create_project(view: View, boxes: bool, labels: bool, thr: float, name: str) -> list:
+            outs = act(lambda v, n: (studio.create_project(n), f"created project {n.strip()}"),
+                       filmstrip_too=True)(view, boxes, labels, thr, name)
+            return outs + ["" if outs[0].project != view.project else name]  # the name box clears once created
+
+        project_create.click(create_project, [view_state, *display_inputs, project_name],
+                             screen_outputs + [message, filmstrip, project_name], api_name="create_project",
+                             show_progress="hidden")
         if samples:
             wire(sample_open, lambda v, name: studio.open_sample(name), [sample_select], filmstrip_too=True,
                  api_name="open_sample")
@@ -277,7 +295,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                     return studio.import_file(v, path, ImportOptions(n, most, side),
                                               progress=lambda d, t: progress((d, t), desc="importing frames"))
                 finally:
-                    discard_upload(path)
+                    uploads.release(path)
             return act(run, filmstrip_too=True)(view, boxes, labels, thr)
 
         wire(upload, None, [upload, stride, max_frames, short_side], filmstrip_too=True, handler=import_upload,
@@ -304,20 +322,25 @@ def build_app(studio: Studio) -> gr.Blocks:
                 try:
                     progress((0, 1), desc="loading the model and frames")
                     start_frame = view.frame
+                    done = 0
                     for step in studio.segment(view, all_objects, overwrite_edits):
                         if not step.final:  # follow the masks as they arrive
                             view = studio.goto(view, step.last_frames.start)
+                        done = step.total
                         progress((step.done, step.total), desc=step.describe())
-                        yield show(build_screen(studio, view, opts)) + [step.describe(), [], False]
+                        yield show(build_screen(studio, view, opts)) + [step.describe(), [], False, gr.skip()]
                     view = studio.goto(view, start_frame)
-                    yield show(build_screen(studio, view, opts)) + ["✅ done: " + studio.status_line(view), [], False]
+                    screen = build_screen(studio, view, opts, with_filmstrip=True)
+                    yield show(screen) + [f"✅ done: {done} frame{'s' if done != 1 else ''} segmented", [], False,
+                                          gallery(screen.filmstrip)]
                 except Exception as exc:
                     gr.Warning(user_message(exc))
-                    yield show(build_screen(studio, view, opts)) + ["⚠️ " + user_message(exc), [], False]
+                    screen = build_screen(studio, view, opts, with_filmstrip=True)
+                    yield show(screen) + ["⚠️ " + user_message(exc), [], False, gallery(screen.filmstrip)]
             return handler
 
         seg_inputs = [view_state, *display_inputs, overwrite]
-        seg_outputs = screen_outputs + [message, candidate_gallery, candidates_shown]  # a run outdates candidates
+        seg_outputs = screen_outputs + [message, candidate_gallery, candidates_shown, filmstrip]  # outdates candidates
         seg_one = segment_obj.click(run_segment(False), seg_inputs, seg_outputs, api_name="segment",
                                     concurrency_id="model", concurrency_limit=1, show_progress="full",
                                     show_progress_on=[message])
@@ -348,11 +371,11 @@ def build_app(studio: Studio) -> gr.Blocks:
              api_name="next_unreviewed")
         wire(next_low, lambda v, thr: studio.jump(v, "low", thr), [threshold], api_name="next_low_score")
         def filmstrip_clicked(view: View, boxes: bool, labels: bool, thr: float, evt: gr.SelectData):
-            return act(lambda v: studio.goto(v, int(str(evt.value["caption"]).split()[-1])))(view, boxes, labels, thr)
+            return act(lambda v: studio.goto(v, int(str(evt.value["caption"]))))(view, boxes, labels, thr)
 
         wire(filmstrip, None, handler=filmstrip_clicked, event="select", api_visibility="private")
-        mask_edits = [wire(undo, lambda v: (v, studio.undo(v)), api_name="undo"),
-                      wire(redo, lambda v: (v, studio.redo(v)), api_name="redo")]
+        mask_edits = [wire(undo, lambda v: (v, studio.undo(v)), api_name="undo", filmstrip_too=True),
+                      wire(redo, lambda v: (v, studio.redo(v)), api_name="redo", filmstrip_too=True)]
         for box in display_inputs:
             box.change(refresh, [view_state, *display_inputs], screen_outputs, show_progress="hidden",
                        api_visibility="private")
@@ -375,7 +398,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             v = v if last else studio.step(v, 1)
             opts = display(boxes, labels, thr)
             return [v, not last, gr.Timer(active=not last), "▶ Play (space)" if last else gr.skip(),
-                    gr.update(value=v.frame), studio.frame_image(v, opts.show_boxes, opts.show_labels),
+                    gr.update(value=v.frame), served.save(studio.frame_image(v, opts.show_boxes, opts.show_labels)),
                     studio.status_line(v)]
 
         timer.tick(tick, [view_state, playing, *display_inputs],
@@ -386,7 +409,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         def list_candidates(v: View):
             try:
                 found = studio.candidates(v)
-                return ([(c.thumbnail, c.caption) for c in found],
+                return (gallery([(c.thumbnail, c.caption) for c in found]),
                         f"{len(found)} candidates for object {v.obj_id} on frame {v.frame}", True)
             except Exception as exc:
                 gr.Warning(user_message(exc))
@@ -400,7 +423,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             if not shown or is_playing:
                 return gr.skip(), gr.skip()
             try:
-                return [(c.thumbnail, c.caption) for c in studio.candidates(v)], True
+                return gallery([(c.thumbnail, c.caption) for c in studio.candidates(v)]), True
             except Exception:  # e.g. another object, not segmented yet: nothing to show, no message to replace
                 return [], False
 
@@ -441,7 +464,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             wire(brush_save, lambda v, value: studio.brush_save(v, value), [brush], api_name="brush_save"),
             wire(brush, lambda v, value: studio.brush_save(v, value), [brush], event="apply", api_visibility="private"),
             wire(propagate_btn, lambda v, d, n: studio.propagate(v, d, n), [direction, propagate_frames],
-                 api_name="propagate")]
+                 api_name="propagate", filmstrip_too=True)]
         for edit in mask_edits:  # the frame's mask changed, not the view: the ✓ of shown candidates may move
             edit.then(**follow, api_visibility="private")
 
@@ -511,16 +534,6 @@ def build_app(studio: Studio) -> gr.Blocks:
     return demo
 
 
-def discard_upload(path: str) -> None:
-    """Remove an uploaded file (and its folder when empty) once it is imported: uploads are not kept twice."""
-    file = Path(path)
-    file.unlink(missing_ok=True)
-    try:
-        file.parent.rmdir()
-    except OSError:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     projects_dir = Path(args.projects_dir).expanduser()
@@ -533,12 +546,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: serving on {args.host} without --auth: anyone who can reach this machine can read and "
               f"change your projects", file=sys.stderr)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    demo = build_app(studio)
+    uploads = UploadCounts()
+    demo = build_app(studio, uploads)
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=args.host, server_port=args.port, auth=auth, inbrowser=args.inbrowser,
                 max_file_size=args.max_upload, allowed_paths=[str(downloads)], footer_links=["api"],
                 theme=gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
-                css=CSS, js=SHORTCUTS_JS, show_error=False)
+                css=CSS, js=SHORTCUTS_JS, show_error=False,
+                app_kwargs={"middleware": [Middleware(CountUploads, counts=uploads)]})
     return 0
 
 

@@ -398,10 +398,11 @@ class Project:
             raise ProjectError(f"{self.folder / DB_NAME}: cannot start a write ({exc})") from None
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite has rolled back already on a full disk (SQLITE_FULL)
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def _edit(self, description: str) -> Iterator[history_mod.Edit]:

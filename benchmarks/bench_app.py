@@ -12,8 +12,19 @@ The process is pinned to ``--cores`` CPU cores (default 2).  ``peak_rss_gb`` is 
 memory so far (``resource.getrusage``), so it only grows from row to row.  ``--json`` adds one last line of
 JSON: the longest video's ``first_mask_s``, ``all_masks_s``, ``segment_cli_s``, ``peak_rss_gb`` and every row.
 
+``--sessions N`` then starts a real ``python app.py`` (tiny random model, 96-pixel working size) and runs N
+concurrent ``gradio_client`` sessions against it, ``--loops`` times each over open sample / import / add object /
+segment / step / mark / undo / redo / export (``tests/studio/soak_sessions.py``), and adds ``sessions``,
+``requests``, ``errors``, ``truncated``, ``p50_ms``, ``p95_ms`` (per request), ``server_rss_gb_before`` and
+``server_rss_gb_after`` to the JSON.
+
+``--browser`` (needs Chromium at /usr/bin/chromium and Playwright) serves the studio with the same model and
+measures ``first_mask_browser_s`` on the longest video: from a click on *Segment object* in headless Chromium to
+the viewer showing the first window's masks (the model already loaded by a first run, as for ``first_mask_s``).
+
     PYTHONPATH=. python benchmarks/bench_app.py [--config small] [--seconds 10 60] [--fps 24] [--json]
     PYTHONPATH=. python benchmarks/bench_app.py --quick --json   # tiny config, one 2 s video at 96p (smoke run)
+    PYTHONPATH=. python benchmarks/bench_app.py --quick --sessions 8 --loops 6 --json   # plus 8 API sessions
 
 On 2 busy CPU cores the default run takes hours (the random ``small`` model at 360p runs at seconds per frame);
 use ``--device cuda`` on a GPU machine, or fewer ``--seconds``/``--fps``.
@@ -35,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 EXPRESSION = "the red square"
 KEYS = ("first_mask_s", "all_masks_s", "segment_cli_s", "peak_rss_gb")
+SESSION_KEYS = ("sessions", "requests", "errors", "truncated", "p50_ms", "p95_ms", "server_rss_gb_before",
+                "server_rss_gb_after")
 
 
 def peak_rss_gb() -> float:
@@ -154,6 +167,61 @@ def measure_corrections(root: Path, height: int, frames: int = 31, repeats: int 
             "propagate_s": propagate_s, "propagate_result": message}
 
 
+def measure_sessions(root: Path, sessions: int, loops: int) -> dict:
+    """``sessions`` concurrent API sessions against a real ``app.py`` (see the module docstring)."""
+    from tests.studio.app_server import start_app
+    from tests.studio.soak_sessions import run_soak
+
+    checkpoint, tokenizer = build_model("tiny", root)
+    clip = root / "soak" / "clip.mp4"
+    clip.parent.mkdir(parents=True, exist_ok=True)
+    write_test_video(clip, 2.0, 4.0, 96)
+    server = start_app(root / "server", checkpoint, tokenizer, clip)
+    try:
+        report = run_soak(server, clip, root / "clients", sessions=sessions, loops=loops, max_seconds=3600)
+    finally:
+        server.stop()
+    summary = report.summary()
+    summary["error_lines"] = (report.errors + report.truncated)[:10]
+    return summary
+
+
+def measure_browser(root: Path, video: Path, checkpoint: Path, tokenizer: Path, short_side: int) -> float:
+    """``first_mask_browser_s`` (see the module docstring)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.studio.app_server import start_app
+    from tests.studio.test_app_browser import CHROMIUM, CHROMIUM_ARGS, wait_loaded, wait_text
+    from tests.studio.test_app_browser_queue import first_overlay_s
+
+    server = start_app(root / "browser_server", checkpoint, tokenizer, video, model_short_side=short_side)
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            page = chromium.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(3_600_000)
+            page.goto(server.url)
+            wait_loaded(page)
+            page.locator("#project_name").get_by_role("textbox").fill("bench")
+            page.click("#project_create")
+            wait_text(page, "status", "project bench: add a video")
+            page.set_input_files("#upload input[type=file]", str(video))
+            wait_text(page, "message", f"imported {video.stem}")
+            for n, text in enumerate((EXPRESSION, "the square on the right")):
+                page.locator("#obj_expression").get_by_role("textbox").fill(text)
+                page.click("#obj_add")
+                wait_text(page, "message", f"added object {n + 1}")
+                if n == 0:  # a first run loads the model
+                    page.click("#segment_obj")
+                    wait_text(page, "message", "✅ done", timeout=3_600_000)
+            seconds = first_overlay_s(page)
+            wait_text(page, "message", "✅ done", timeout=3_600_000)
+            chromium.close()
+    finally:
+        server.stop()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="small", help="model config (random weights; default small)")
@@ -165,6 +233,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny config, one 2 s video at 4 fps, 96p")
     parser.add_argument("--corrections-height", type=int, default=720, help="video height for the brush and "
                         "propagation timings")
+    parser.add_argument("--sessions", type=int, default=0, help="also run this many concurrent API sessions "
+                        "against a real app.py (0: none)")
+    parser.add_argument("--loops", type=int, default=3, help="loops of each API session")
+    parser.add_argument("--browser", action="store_true", help="also time the first mask in headless Chromium")
     parser.add_argument("--json", action="store_true", help="print one last JSON line with the results")
     args = parser.parse_args()
     if args.quick:
@@ -202,6 +274,11 @@ def main() -> None:
             print(f"  {video.name}: {frames} frames done in {row['all_masks_s']:.1f} s", flush=True)
         studio.close()
         corrections = measure_corrections(root, args.corrections_height)
+        served = measure_sessions(root, args.sessions, args.loops) if args.sessions else None
+        if args.browser:
+            rows[-1]["first_mask_browser_s"] = measure_browser(root, video, checkpoint, tokenizer, args.height)
+            print(f"  {video.name}: first mask in the browser after {rows[-1]['first_mask_browser_s']:.2f} s "
+                  f"(through the studio's API in process: {rows[-1]['first_mask_s']:.2f} s)", flush=True)
     print(f"{'video':<16} {'frames':>6} {'first_mask_s':>12} {'all_masks_s':>11} {'segment_cli_s':>13} "
           f"{'peak_rss_gb':>11}")
     for r in rows:
@@ -214,12 +291,23 @@ def main() -> None:
     print(f"\n{'corrections at':<16} {'brush_stroke_ms':>15} {'propagate_s':>11}  (propagate over {c['propagate_frames']} "
           f"frames; aims: 150 ms and 3 s at 720p)")
     print(f"{str(c['height']) + 'p':<16} {c['brush_stroke_ms']:>15.1f} {c['propagate_s']:>11.2f}  {c['propagate_result']}")
+    if served:
+        print(f"\n{'sessions':>8} {'loops':>5} {'requests':>8} {'errors':>6} {'truncated':>9} {'p50_ms':>7} "
+              f"{'p95_ms':>7} {'rss_gb_before':>13} {'rss_gb_after':>12} {'peak_rss_gb':>11}")
+        print(f"{served['sessions']:>8} {served['loops']:>5} {served['requests']:>8} {served['errors']:>6} "
+              f"{served['truncated']:>9} {served['p50_ms']:>7.0f} {served['p95_ms']:>7.0f} "
+              f"{served['server_rss_gb_before']:>13.2f} {served['server_rss_gb_after']:>12.2f} "
+              f"{served['server_peak_rss_gb']:>11.2f}")
+        for line in served["error_lines"]:
+            print("  " + line)
     if args.json:
         last = rows[-1]
         print(json.dumps({"config": args.config, "device": args.device, "cores": len(os.sched_getaffinity(0)),
                           "model_load_s": model_load_s, **{k: last[k] for k in KEYS}, "results": rows,
+                          **({"first_mask_browser_s": last["first_mask_browser_s"]} if args.browser else {}),
                           "brush_stroke_ms": corrections["brush_stroke_ms"], "propagate_s": corrections["propagate_s"],
-                          "corrections": corrections}))
+                          "corrections": corrections,
+                          **({k: served[k] for k in SESSION_KEYS} | {"session_run": served} if served else {})}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Downloads: a project (or its reviewed frames) as a zipped dataset, and an mp4 preview with the overlays."""
+"""Downloads: a project (or its reviewed frames) as a zipped dataset, and an mp4 preview with the overlays.
+
+Every download is written under a hidden partial name and renamed when complete, so a crash or a full disk never
+leaves a half-written file under its final name; :func:`clear_old_downloads` removes such leftovers at start.
+"""
 from __future__ import annotations
 
 import shutil
@@ -15,6 +19,8 @@ from .errors import StudioError
 from .render import render_frame
 
 FORMATS = {"Ref-Youtube-VOS": "ytvos", "YouTube-VIS": "ytvis", "COCO": "coco"}
+PARTIAL = ".partial-"
+"""Name prefix of downloads still being written."""
 
 
 def export_zip(project: Project, fmt: str, out_dir: str | Path, reviewed_only: bool = False) -> tuple[Path, str]:
@@ -33,7 +39,7 @@ def export_zip(project: Project, fmt: str, out_dir: str | Path, reviewed_only: b
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     archive = out_dir / f"{project.folder.name}-{code}{'-reviewed' if reviewed_only else ''}-{stamp}.zip"
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=PARTIAL) as tmp:
         export_project(project, code, Path(tmp) / "dataset", reviewed_only=reviewed_only)
         _zip_folder(Path(tmp) / "dataset", archive)
     frames = sum(len(v.frames) for v in dataset.videos)
@@ -52,13 +58,19 @@ def export_preview(project: Project, video: str, out_dir: str | Path, show_boxes
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{video}-preview-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+    partial = out_dir / f"{PARTIAL}{path.name}"
     frames = (render_frame(project, video, t, show_boxes=show_boxes) for t in range(info.frame_count))
-    return write_video(path, frames, fps=info.fps or 24.0)
+    try:
+        write_video(partial, frames, fps=info.fps or 24.0)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
 
 
 def _zip_folder(folder: Path, archive: Path) -> None:
     """Zip ``folder``'s content (paths relative to it) into ``archive``, written atomically."""
-    partial = archive.with_suffix(".zip.part")
+    partial = archive.with_name(f"{PARTIAL}{archive.name}")
     try:
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for path in sorted(folder.rglob("*")):
@@ -72,10 +84,12 @@ def _zip_folder(folder: Path, archive: Path) -> None:
 
 
 def clear_old_downloads(out_dir: str | Path, max_age_s: float = 24 * 3600) -> None:
-    """Remove downloads older than ``max_age_s`` from ``out_dir`` (the studio's download folder)."""
+    """Remove downloads older than ``max_age_s`` and every partial one (left by a crash) from ``out_dir`` (the
+    studio's download folder; called at start, when nothing is being written)."""
     now = time.time()
     for path in Path(out_dir).glob("*"):
-        if path.is_file() and now - path.stat().st_mtime > max_age_s:
+        stale = path.name.startswith(PARTIAL) or now - path.stat().st_mtime > max_age_s
+        if stale and path.is_file():
             path.unlink(missing_ok=True)
-        elif path.is_dir() and now - path.stat().st_mtime > max_age_s:
+        elif stale and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

@@ -22,7 +22,7 @@ from . import export as export_mod
 from .corrections import Candidate
 from .finetune import FinetuneOptions
 from .errors import StudioError
-from .media import ImportOptions, import_media, resolve_media_path
+from .media import VIDEO_SUFFIXES, ImportOptions, import_media, resolve_media_path
 from .model import ModelCache, ModelSpec
 from .projects import ProjectLibrary, View
 from .samples import get_sample
@@ -54,6 +54,7 @@ class Studio:
         self._open: dict[str, Project] = {}
         self._states: OrderedDict[tuple, InferenceState] = OrderedDict()
         self._lock = threading.Lock()
+        self._sample_lock = threading.Lock()
 
     # ------------------------------------------------------------------ projects
     def project(self, view: View) -> Project:
@@ -83,8 +84,12 @@ class Studio:
         opened as left when it exists already. The first object is selected, ready to segment."""
         sample = get_sample(name)
         project_name = f"Sample {sample.name.rsplit('_', 1)[-1]}"
-        if project_name in self.library.names():
-            return self.open_project(project_name), f"opened {project_name}"
+        with self._sample_lock:  # sessions opening a sample at once: one makes it, the others open it made
+            if project_name in self.library.names():
+                return self.open_project(project_name), f"opened {project_name}"
+            return self._make_sample(sample, project_name)
+
+    def _make_sample(self, sample, project_name: str) -> tuple[View, str]:
         view = self.create_project(project_name)
         view, _ = self.import_file(view, sample.file, ImportOptions())
         by_object: dict[int, list[str]] = {}
@@ -415,5 +420,9 @@ def _category(text: str) -> str:
 
 
 def _imported(info) -> str:
-    fps = f" at {info.fps:.3g} fps" if info.fps else ""
-    return f"imported {info.name}: {info.frame_count} frames of {info.width}x{info.height}{fps}"
+    count = info.frame_count
+    fps = f" at {info.fps:.3g} fps" if info.fps and count > 1 else ""
+    text = f"imported {info.name}: {count} frame{'s' if count != 1 else ''} of {info.width}x{info.height}{fps}"
+    if count == 1 and Path(info.source_path).suffix.lower() in VIDEO_SUFFIXES:
+        text += f"; {info.source_path} holds a single frame (a still image?)"
+    return text

@@ -209,7 +209,9 @@ def check_coco(archive: Path) -> None:
 # ---------------------------------------------------------------------------------------------------- tests
 def test_create_upload_segment_review_export(page, server, sample_video, tmp_path):
     page.screenshot(path=str(page.screens / "1-start.png"), full_page=True)
+    assert page.locator("#media_path input").input_value() == "", "the media-folder choice starts empty"
     create_project(page, "browser")
+    assert textbox(page, "project_name").input_value() == "", "Create clears the name box"
     import_video(page, sample_video, "square")
     page.screenshot(path=str(page.screens / "2-imported.png"), full_page=True)
     assert page.locator("#filmstrip img").count() == 8
@@ -220,7 +222,10 @@ def test_create_upload_segment_review_export(page, server, sample_video, tmp_pat
 
     page.click("#segment_obj")
     done = wait_text(page, "message", "✅ done", timeout=SEGMENT_TIMEOUT_MS)
-    assert "(model)" in done and "object 1 score" in done, done
+    status = text_of(page, "status")
+    assert done == "✅ done: 8 frames segmented" and "(model)" in status and "object 1 score" in status, (done, status)
+    page.wait_for_function("() => [...document.querySelectorAll('#filmstrip .caption-label')].map(e => e.innerText)"
+                           ".join(',') === '0,1,2,3,4,5,6,7'")  # drawn again with the masks, whole frame numbers
     page.screenshot(path=str(page.screens / "3-segmented.png"), full_page=True)
     caption, curve = page.locator("#confidence_caption").bounding_box(), page.locator("#confidence img").bounding_box()
     assert caption["y"] + caption["height"] <= curve["y"] + 1, (caption, curve)  # nothing covers a score near 1

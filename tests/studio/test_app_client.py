@@ -104,7 +104,9 @@ def test_create_upload_segment_review_export(client, sample_video, tmp_path):
     job = client.submit(*DISPLAY, False, api_name="/segment")
     final = job.result(timeout=180)
     messages = [out[MESSAGE] for out in job.outputs()]
-    assert final[MESSAGE].startswith("✅ done"), messages
+    assert final[MESSAGE] == "✅ done: 8 frames segmented", messages  # the status line is shown once, below
+    strip = final[-1]  # the filmstrip is drawn again with the new masks, captioned by frame number
+    assert [item["caption"] for item in strip] == [str(t) for t in range(8)], strip
     assert any(re.match(r"segmented \d/8 frames", m) for m in messages), messages
     assert "object 1 score" in final[STATUS] and "(model)" in final[STATUS], final[STATUS]
 
@@ -185,6 +187,32 @@ def test_bad_input_gives_one_line_and_keeps_the_project(client, server, sample_v
     assert message.startswith("imported square-2: 8 frames"), message
 
 
+def test_create_clears_the_name_and_a_one_frame_video_says_so(client, server, tmp_path):
+    import cv2
+    import numpy as np
+    from gradio_client import handle_file
+
+    result = call(client, "/create_project", *DISPLAY, "api-still")
+    assert result[MESSAGE] == "created project api-still" and result[-1] == "", "the name box clears once created"
+    result = call(client, "/create_project", *DISPLAY, "api-still")
+    assert result[MESSAGE].startswith("⚠️") and result[-1] == "api-still", "a refused name stays to be corrected"
+    still = tmp_path / "still.mp4"
+    cv2.imwrite(str(tmp_path / "still.png"), np.full((20, 20, 3), 90, np.uint8))
+    still.write_bytes((tmp_path / "still.png").read_bytes())
+    status, message = screen(client, "/import_video", handle_file(str(still)))
+    assert message == "imported still: 1 frame of 20x20; still.mp4 holds a single frame (a still image?)", message
+    assert status.startswith("still · frame 0 (0–0)"), status
+
+
+def test_the_media_folder_choice_starts_empty(server):
+    import urllib.request
+
+    with urllib.request.urlopen(server.url + "config", timeout=30) as answer:
+        config = json.loads(answer.read())
+    [media] = [c["props"] for c in config["components"] if c.get("props", {}).get("elem_id") == "media_path"]
+    assert media["choices"] and media.get("value") in (None, "", []), media
+
+
 def test_upload_over_the_limit_is_refused_readably(client, sample_video, tmp_path):
     from gradio_client import handle_file
 
@@ -219,3 +247,38 @@ def test_a_new_client_opens_an_existing_project(server, sample_video, tmp_path):
     assert status.startswith("square · frame 0"), (status, message)
     status, message = screen(second, "/select_object", 1)
     assert "object 1" in status, (status, message)
+
+
+def test_auth_refuses_the_page_and_the_api_without_credentials(tiny_model, sample_video, tmp_path):
+    """``--auth``: without credentials the page shows only the login form and every endpoint refuses; with them the
+    studio works."""
+    import urllib.error
+    import urllib.request
+
+    from gradio_client import Client
+
+    app = start_app(tmp_path / "auth", *tiny_model, sample_video, "--auth", "ann:secret-word")
+    try:
+        with urllib.request.urlopen(app.url, timeout=30) as page:
+            html = page.read().decode("utf-8", "replace")
+        assert '"auth_required":true' in html.replace(" ", ""), html[:500]
+        assert "project_create" not in html, "the studio's page is served without credentials"
+        for path, body in [("gradio_api/info", None), ("config", None),
+                           ("gradio_api/call/create_project", b'{"data": [false, true, 0.5, "intruder"]}'),
+                           ("gradio_api/upload", b"")]:
+            request = urllib.request.Request(app.url + path, data=body, headers={"Content-Type": "application/json"})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code in (401, 403), (path, refused.value.code)
+        with pytest.raises(Exception):
+            Client(app.url, verbose=False).predict(*DISPLAY, "intruder", api_name="/create_project")
+        with pytest.raises(Exception):
+            Client(app.url, auth=("ann", "wrong"), verbose=False)
+        assert not (app.projects_dir / "intruder").exists()
+
+        client = Client(app.url, auth=("ann", "secret-word"), verbose=False, download_files=str(tmp_path / "files"))
+        status, message = screen(client, "/create_project", "with-auth")
+        assert message == "created project with-auth" and status == "project with-auth: add a video", message
+        assert app.alive(), app.log_tail()
+    finally:
+        app.stop()

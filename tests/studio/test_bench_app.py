@@ -7,8 +7,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_bench_app_quick_reports_json():
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_app.py"), "--quick", "--json"],
-                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_app.py"), "--quick", "--sessions", "2",
+                             "--loops", "1", "--json"], capture_output=True, text=True, timeout=240, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     report = json.loads(lines[-1])
@@ -24,3 +24,7 @@ def test_bench_app_quick_reports_json():
     assert any(line.startswith("2 s 96p") for line in lines[:-1]), "the table is printed"
     assert report["brush_stroke_ms"] > 0 and report["propagate_s"] > 0
     assert report["corrections"]["height"] == 240 and "propagated to" in report["corrections"]["propagate_result"]
+    assert report["sessions"] == 2 and report["errors"] == 0 and report["truncated"] == 0, report["session_run"]
+    assert report["requests"] >= 2 * 14 and 0 < report["p50_ms"] <= report["p95_ms"]
+    assert 0.1 < report["server_rss_gb_before"] <= report["session_run"]["server_peak_rss_gb"] < 16
+    assert report["server_rss_gb_after"] > 0
