@@ -7,7 +7,7 @@ deformable-attention kernel reads the bfloat16 values as they are, summing in fl
 The default is fp32, except on a CPU that computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16``; elsewhere
 bfloat16 is emulated and slower than fp32) running a backbone in ``BF16_VERIFIED_BACKBONES``: those whose binary
 masks under bf16 agree with fp32's on at least ``BF16_MIN_MASK_AGREEMENT`` of the pixels, on their parity fixture
-and on a generated video (today only the bundled model's; ``tests/core/test_precision.py`` checks it).
+and on a generated video (today only the bundled model's; ``benchmarks/bench_precision.py`` measures it).
 
 For a command line::
 
