@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from annotations.checks import load_json
+from annotations.checks import expressions_field, load_json
 from annotations.errors import EditError, FormatError
 from annotations.store import safe_frame_name
 from referformer_core.errors import ReferFormerError, VideoError
@@ -198,11 +198,10 @@ def _group(path: Path, records: list) -> dict[str, list[ObjectSpec]]:
             obj_id = 0
         if obj_id <= 0:
             raise FormatError(path, f"{where}.obj_id", f"expected a positive integer, got {record.get('obj_id')!r}")
-        if not isinstance(text, str) or not text.strip():
-            raise FormatError(path, f"{where}.expression", f"expected a non-empty expression, got {text!r}")
+        text = expressions_field(path, [text], f"{where}.expression")[0]
         category = record.get("category") or "object"
         known = gathered.setdefault(video, {}).setdefault(obj_id, (str(category), []))
-        known[1].append(text.strip())
+        known[1].append(text)
     return {video: [ObjectSpec(o, cat, tuple(texts)) for o, (cat, texts) in sorted(objects.items())]
             for video, objects in gathered.items()}
 

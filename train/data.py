@@ -28,6 +28,7 @@ from annotations.errors import AnnotationError
 from annotations.images import read_label_png
 from annotations.ytvos import read_meta_expressions
 from referformer_core.errors import ReferFormerError
+from referformer_core.text import normalize_expression
 from referformer_core.video import normalize_frames
 from train.transforms import AugmentOptions, Clip, augment_clip, resize
 
@@ -53,8 +54,8 @@ class ExpressionRecord:
 def read_expressions(root: str | Path) -> list[ExpressionRecord]:
     """Every expression of a Ref-Youtube-VOS-layout folder, in file order; ``TrainingDataError`` if unusable.
 
-    ``meta_expressions.json`` is read by :func:`annotations.ytvos.read_meta_expressions`; texts are lower-cased
-    with single spaces, as the official loader does, and blank ones skipped.
+    ``meta_expressions.json`` is read by :func:`annotations.ytvos.read_meta_expressions`; texts are put in the form the
+    model reads (:func:`referformer_core.text.normalize_expression`, as the official loader), blank ones skipped.
     """
     root = Path(root)
     if not root.is_dir():
@@ -75,7 +76,7 @@ def read_expressions(root: str | Path) -> list[ExpressionRecord]:
         for exp in video.expressions:
             if exp.obj_id is None:
                 raise TrainingDataError(f"{meta_path}: expression {video.name}/{exp.exp_id} has no obj_id")
-            text = " ".join(exp.text.lower().split())
+            text = normalize_expression(exp.text)
             if text:
                 records.append(ExpressionRecord(video.name, exp.exp_id, text, exp.obj_id, video.frames))
     if not records:

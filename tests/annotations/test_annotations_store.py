@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from annotations import EditError, Origin, Project, ProjectError, ReviewState, SchemaVersionError
+from referformer_core.errors import ExpressionError
 from annotations_testkit import box_mask, frames, make_project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,7 +116,7 @@ def test_objects_expressions_and_categories(tmp_path):
     assert project.add_object("v1", [], obj_id=9).obj_id == 9
     with pytest.raises(EditError, match="object 9 already exists"):
         project.add_object("v1", [], obj_id=9)
-    with pytest.raises(EditError, match="non-empty strings"):
+    with pytest.raises(ExpressionError, match="expression is empty"):
         project.add_object("v1", ["  "])
     with pytest.raises(EditError, match="no video named 'nope'"):
         project.add_object("nope", ["x"])

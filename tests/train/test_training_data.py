@@ -30,6 +30,21 @@ def test_reads_the_generated_layout(tiny_data):
     assert all(r.expression.startswith("the ") for r in records)
 
 
+def test_expressions_are_read_in_the_form_the_predictor_feeds_the_model(tiny_data):
+    import json
+
+    from referformer_core.text import normalize_expression
+
+    meta_path = tiny_data / "meta_expressions.json"
+    meta = json.loads(meta_path.read_text())
+    video = next(iter(meta["videos"].values()))
+    exp = next(iter(video["expressions"].values()))
+    exp["exp"] = "  The RED  Square "
+    meta_path.write_text(json.dumps(meta))
+    texts = [r.expression for r in read_expressions(tiny_data)]
+    assert "the red square" in texts and normalize_expression(exp["exp"]) == "the red square"
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda root: shutil.rmtree(root / "JPEGImages"), "no JPEGImages/ folder"),
     (lambda root: (root / "meta_expressions.json").write_text("{not json"), "invalid JSON"),
