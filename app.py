@@ -17,14 +17,14 @@ import gradio as gr  # noqa: E402  (the environment above must be set before gra
 
 from annotations.categories import YTVOS_CATEGORIES  # noqa: E402
 from referformer_core.cli import gigabytes  # noqa: E402
-from referformer_core.memory import DEFAULT_MAX_MEMORY  # noqa: E402
+from referformer_core.settings import DEFAULT_MAX_MEMORY  # noqa: E402
 from referformer_core.overlay import object_colour  # noqa: E402
 from studio.corrections import SCOPES  # noqa: E402
 from studio.errors import user_message  # noqa: E402
 from studio.export import FORMATS, clear_old_downloads  # noqa: E402
 from studio.finetune import FinetuneOptions  # noqa: E402
 from studio.media import VIDEO_SUFFIXES, ImportOptions, list_media  # noqa: E402
-from studio.model import model_spec  # noqa: E402
+from studio.model import describe, startup_settings  # noqa: E402
 from studio.projects import View  # noqa: E402
 from studio.samples import list_samples  # noqa: E402
 from studio.screen import Display, Screen, build_screen  # noqa: E402
@@ -72,7 +72,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         candidates_shown = gr.State(False)  # the candidates gallery is filled (and follows the view)
         with gr.Row(elem_id="header"):
             gr.Markdown("## ReferFormer Studio")
-            gr.Markdown(f"start-up model: {studio.config.model.describe()}", elem_id="model_line")
+            gr.Markdown(f"start-up model: {describe(studio.config.model)}", elem_id="model_line")
         with gr.Row():
             with gr.Column(scale=1, min_width=320, elem_id="sidebar"):
                 with gr.Accordion("Project", open=True):
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     downloads = Path(os.environ["GRADIO_TEMP_DIR"]) / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     clear_old_downloads(downloads)
-    spec = model_spec(args.checkpoint, args.text_encoder, args.device, args.model_short_side, args.max_memory or None)
+    spec = startup_settings(args.checkpoint, args.text_encoder, args.device, args.model_short_side, args.max_memory)
     studio = Studio(StudioConfig(projects_dir, downloads, spec, tuple(Path(d) for d in args.media_dir)))
     if args.host not in LOOPBACK and not args.auth:
         print(f"warning: serving on {args.host} without --auth: anyone who can reach this machine can read and "

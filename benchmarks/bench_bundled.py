@@ -40,9 +40,8 @@ def child(mode: str, num_frames: int, threads: int) -> None:
 
     torch.set_num_threads(threads)
     frames, expression = generated_video(num_frames)
-    predictor = VideoPredictor.from_checkpoint()
-    if mode == "speed_unrefined":
-        predictor.refine_masks, mode = False, "speed"
+    predictor = VideoPredictor.from_checkpoint(refine=False if mode == "speed_unrefined" else None)
+    mode = "speed" if mode == "speed_unrefined" else mode
     if mode == "speed":
         predictor.predict(frames[:8], expression)
         start = time.perf_counter()
@@ -74,9 +73,10 @@ def main() -> None:
     if args.child:
         child(args.child, args.frames if args.child == "memory" else args.speed_frames, args.threads)
         return
-    from referformer_core.bundled import bundled_checkpoint, choose_model
+    from referformer_core.bundled import bundled_checkpoint
+    from referformer_core.settings import RunSettings, read_settings
 
-    choice = choose_model()
+    choice = read_settings(RunSettings(), mmap=True)[0]
     seconds = run_child("speed", args.speed_frames, args.threads)
     unrefined = run_child("speed_unrefined", args.speed_frames, args.threads)
     rss = run_child("memory", args.frames, args.threads)

@@ -205,9 +205,15 @@ def candidate_features(logits: Tensor, boxes: Tensor, mask_logits: Tensor, descr
     return track_features(*describe_tracks(logits, boxes, mask_logits, descriptors))
 
 
+def mean_scores(logits: Tensor) -> Tensor:
+    """``[Q]`` each query's mean score over frames, from class ``logits [T, Q]``: the official rule for which query
+    is the object (the best mean score over the whole video)."""
+    return logits.float().sigmoid().mean(0)
+
+
 def mean_score_logits(logits: Tensor) -> Tensor:
-    """``[Q]`` the logit of each query's mean score over frames (``logits [T, Q]``): the official choice's order."""
-    return torch.logit(logits.float().sigmoid().mean(0), eps=1e-6)
+    """``[Q]`` the logit of each query's mean score (:func:`mean_scores`): the official choice's order."""
+    return torch.logit(mean_scores(logits), eps=1e-6)
 
 
 class CandidateRanker(nn.Module):

@@ -15,6 +15,7 @@ import numpy as np
 
 from annotations import ObjectInfo, Project, ReviewState
 from referformer_core.predictor import InferenceState, VideoPredictor
+from referformer_core.settings import RunSettings
 from referformer_core.text import validate_expression
 
 from . import corrections, finetune, render, review
@@ -23,7 +24,7 @@ from .corrections import Candidate
 from .finetune import FinetuneOptions
 from .errors import StudioError
 from .media import ImportOptions, import_media, resolve_media_path
-from .model import ModelCache, ModelSpec
+from .model import ModelCache, describe
 from .projects import ProjectLibrary, View
 from .samples import get_sample
 from .propagate import propagate as propagate_mask
@@ -40,7 +41,7 @@ class StudioConfig:
 
     projects_dir: Path
     downloads_dir: Path
-    model: ModelSpec = field(default_factory=ModelSpec)
+    model: RunSettings = field(default_factory=RunSettings)
     media_dirs: tuple[Path, ...] = ()
 
 
@@ -338,7 +339,7 @@ class Studio:
             return []
         return finetune.model_choices(self.project(view), self.config.model.checkpoint)
 
-    def model_spec(self, view: View) -> ModelSpec:
+    def model_spec(self, view: View) -> RunSettings:
         """The model of ``view``'s project: the checkpoint chosen for it (e.g. a fine-tuned one), else the
         studio's start-up one."""
         chosen = self.library.load_settings(view.project).get("checkpoint") if view.project else None
@@ -355,7 +356,7 @@ class Studio:
         settings = self.library.load_settings(view.project)
         settings["checkpoint"] = checkpoint or None
         self.library.save_settings(view.project, settings)
-        return view, f"model for project {view.project}: {self.model_spec(view).describe()}"
+        return view, f"model for project {view.project}: {describe(self.model_spec(view))}"
 
     # ------------------------------------------------------------------ internals
     def _model_state(self, view: View, create: bool) -> tuple[VideoPredictor, InferenceState | None]:

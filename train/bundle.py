@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from referformer_core.bundled import BUNDLED_CHECKPOINT, REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY
+from referformer_core.bundled import BUNDLED_CHECKPOINT
+from referformer_core.settings import REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY
 from referformer_core.checkpoint import TEXT_WEIGHTS_KEY, load_checkpoint, read_checkpoint, save_checkpoint
 from referformer_core.errors import ReferFormerError
 

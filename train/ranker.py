@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from referformer_core.bundled import REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY, checkpoint_path
 from referformer_core.candidate_ranker import CandidateRanker, mean_score_logits, track_features
 from referformer_core.checkpoint import CONFIG_KEY, TEXT_WEIGHTS_KEY, read_checkpoint, save_checkpoint
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
+from referformer_core.settings import REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY, RunSettings, read_settings
 from referformer_core.text import tokenize
 from train import metrics
 from train.candidates import run_videos
@@ -216,12 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        path = checkpoint_path(args.checkpoint)
-        source = read_checkpoint(path)
+        settings, source = read_settings(RunSettings(checkpoint=args.checkpoint))
         if not source.get(TEXT_WEIGHTS_KEY):
             raise ReferFormerError("the ranker is trained on a bundle with a packaged frozen text encoder "
                                    "(python -m train.bundle)")
-        predictor = VideoPredictor.from_checkpoint_data(without_ranker(source), path, bundled=args.checkpoint is None)
+        predictor = VideoPredictor.from_checkpoint_data(without_ranker(source), settings)
         torch.manual_seed(args.seed)
         predictor.model.add_candidate_ranker(args.layers)
         predictor.model.eval()

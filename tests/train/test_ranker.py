@@ -67,7 +67,7 @@ def test_the_command_trains_a_ranker_for_the_bundled_model(tmp_path, capsys):
     assert ranker_cli.main(args) == 0
     assert "val J&F of the ranked choice" in capsys.readouterr().out and cache.exists()
     predictor = VideoPredictor.from_checkpoint(out)
-    assert predictor.model.candidate_ranker is not None and predictor.short_side == 192
+    assert predictor.model.candidate_ranker is not None and predictor.settings.short_side == 192
     written = cache.stat().st_mtime_ns
     assert ranker_cli.main(args) == 0          # from the cache: the same examples, no second description
     assert cache.stat().st_mtime_ns == written
