@@ -30,8 +30,8 @@ from referformer_core.progress import end_progress, show_progress
 from referformer_core.settings import RunSettings
 from train.distributed import DistributedContext, init_distributed, shutdown_distributed
 
-from .batch_inputs import ObjectSpec, VideoSource, balance, list_videos, read_expressions, working_frames
-from .batch_results import Ledger, ObjectResult, VideoResult
+from .batch_inputs import ObjectSpec, VideoSource, balance, list_videos, read_object_specs, working_frames
+from .batch_results import Ledger, ObjectAnnotation, VideoResult
 
 REVIEW_FIRST = 5
 Log = Callable[[str], None]
@@ -96,7 +96,7 @@ def annotate(options: AnnotateOptions, log: Log | None = None) -> Summary | None
         shutdown_distributed()
 
 
-def segment_video(predictor: VideoPredictor, source: VideoSource, objects: list[ObjectSpec], stride: int = 1,
+def annotate_video(predictor: VideoPredictor, source: VideoSource, objects: list[ObjectSpec], stride: int = 1,
                   on_frames: Callable[[int, int], None] | None = None) -> VideoResult:
     """Run the model on one video at the working size. Each object keeps the expression with the best mean score;
     its masks (RLE of ``[h, w]`` bool) and per-frame scores ``[T]`` go in the result. ``on_frames(done, total)``."""
@@ -121,7 +121,7 @@ def segment_video(predictor: VideoPredictor, source: VideoSource, objects: list[
     for t, obj_ids, masks in predictor.propagate_in_video(state):
         for pid, mask in zip(obj_ids, masks):
             counts[pid][t] = rle_mod.encode(mask)["counts"]
-    results = [ObjectResult(obj.obj_id, obj.category, list(obj.expressions), used[i],
+    results = [ObjectAnnotation(obj.obj_id, obj.category, list(obj.expressions), used[i],
                             [float(s) for s in predictor.frame_scores(state, ids[i][used[i]])], counts[ids[i][used[i]]])
                for i, obj in enumerate(objects)]
     h, w = state.orig_size
@@ -150,7 +150,7 @@ def _run(options: AnnotateOptions, ctx: DistributedContext, predictor: VideoPred
     for job in share:
         source = VideoSource(**job["source"])
         try:
-            result = segment_video(predictor, source, [ObjectSpec(**o) for o in job["objects"]], options.stride,
+            result = annotate_video(predictor, source, [ObjectSpec(**o) for o in job["objects"]], options.stride,
                                    on_frames=lambda done, total: progress.frames(done))
         except ReferFormerError as e:
             failed[source.name] = str(e)
@@ -173,7 +173,7 @@ def _run(options: AnnotateOptions, ctx: DistributedContext, predictor: VideoPred
 def _plan(options: AnnotateOptions, world_size: int, log: Log) -> tuple[Project, dict[str, Any]]:
     """Rank 0: read the inputs, open or create the project, recover a killed run, split the remaining videos."""
     sources = {s.name: s for s in list_videos(options.videos)}
-    objects = read_expressions(options.expressions)
+    objects = read_object_specs(options.expressions)
     out = Path(options.out)
     project = Project.open(out) if (out / DB_NAME).is_file() else Project.create(out)
     ledger = Ledger(out)

@@ -28,7 +28,7 @@ from .model import ModelCache, describe
 from .projects import ProjectLibrary, View
 from .samples import get_sample
 from .propagate import propagate as propagate_mask
-from .segment import SegmentProgress, load_state, segment_video
+from .segment import SegmentProgress, load_state, segment_into_project
 
 MAX_CATEGORY_CHARS = 64
 KEPT_STATES = 2
@@ -183,7 +183,7 @@ class Studio:
         video = self._video(view)
         obj_ids: Sequence[int] | None = None if all_objects else [self.current_object(view).obj_id]
         predictor, state = self._model_state(view, create=True)
-        yield from segment_video(self.project(view), video, predictor, obj_ids, overwrite_edits, state)
+        yield from segment_into_project(self.project(view), video, predictor, obj_ids, overwrite_edits, state)
 
     # ------------------------------------------------------------------ corrections
     def candidates(self, view: View) -> list[Candidate]:

@@ -113,6 +113,22 @@ def sample_frame_indices(frame_id: int, num_frames: int, num_video_frames: int, 
     return sorted(indices[:num_frames])
 
 
+def clip_starts(record: ExpressionRecord, num_frames: int) -> range:
+    """The frames a record's training samples are centred on: every ``num_frames``-th (the official loader's)."""
+    return range(0, len(record.frames), num_frames)
+
+
+def clip_count(records: Sequence[ExpressionRecord], num_frames: int) -> int:
+    """How many training samples (clips) ``records`` give per epoch: :class:`ClipDataset`'s length."""
+    return sum(len(clip_starts(r, num_frames)) for r in records)
+
+
+def steps_per_epoch(num_items: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimiser steps per epoch over ``num_items`` samples: incomplete global batches are dropped
+    (:class:`EpochBatchSampler`)."""
+    return num_items // (batch_size * world_size)
+
+
 def read_frame(path: Path) -> np.ndarray:
     """``[H, W, 3]`` uint8 RGB."""
     try:
@@ -194,7 +210,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        self.items = [(r, f) for r, rec in enumerate(self.records) for f in range(0, len(rec.frames), num_frames)]
+        self.items = [(r, f) for r, rec in enumerate(self.records) for f in clip_starts(rec, num_frames)]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -278,7 +294,7 @@ class EpochBatchSampler(torch.utils.data.Sampler):
         self.start_step = start_step
 
     def steps_per_epoch(self) -> int:
-        return self.num_items // (self.batch_size * self.world_size)
+        return steps_per_epoch(self.num_items, self.batch_size, self.world_size)
 
     def __len__(self) -> int:
         return max(0, self.steps_per_epoch() - self.start_step)

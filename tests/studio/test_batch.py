@@ -18,7 +18,7 @@ from referformer_core.checkpoint import save_checkpoint
 from referformer_core.cli import main
 from referformer_core.config import get_config
 from referformer_core.referformer import ReferFormer
-from studio.batch_inputs import balance, list_videos, read_expressions, working_frames
+from studio.batch_inputs import balance, list_videos, read_object_specs, working_frames
 from train.synthetic import generate_dataset, write_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +115,7 @@ def test_inputs_formats_and_balance(inputs, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# two of them\n{inputs['videos'] / 'video001'}\n{inputs['videos'] / 'video003.mp4'}\n")
     assert [s.name for s in list_videos(listing)] == ["video001", "video003"]
-    from_csv, from_meta = read_expressions(inputs["csv"]), read_expressions(inputs["meta"])
+    from_csv, from_meta = read_object_specs(inputs["csv"]), read_object_specs(inputs["meta"])
     assert set(from_csv) == set(from_meta) == {"video000", "video001", "video002", "video003"}
     assert [(o.obj_id, o.expressions) for o in from_csv["video000"]] == \
         [(o.obj_id, o.expressions) for o in from_meta["video000"]]
@@ -123,7 +123,7 @@ def test_inputs_formats_and_balance(inputs, tmp_path):
     records = tmp_path / "records.json"
     records.write_text(json.dumps([{"video": "a", "obj_id": 2, "expression": "the cat"},
                                    {"video": "a", "obj_id": 2, "expression": "a small cat", "category": "cat"}]))
-    assert read_expressions(records)["a"][0].expressions == ("the cat", "a small cat")
+    assert read_object_specs(records)["a"][0].expressions == ("the cat", "a small cat")
     assert balance({"a": 10, "b": 6, "c": 5, "d": 1}, 2) == [["a", "d"], ["b", "c"]]
     frame = next(working_frames(sources[3], SHORT_SIDE))
     assert frame.shape == (48, 72, 3) and frame.dtype == np.uint8
