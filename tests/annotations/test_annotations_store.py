@@ -339,7 +339,7 @@ def test_import_dataset_is_all_or_nothing_even_when_copying_fails(tmp_path, monk
             raise OSError("disk full")
         return original(src, dst)
 
-    monkeypatch.setattr("annotations.bridge.shutil.copyfile", failing_copy)
+    monkeypatch.setattr("annotations.store.shutil.copyfile", failing_copy)
     with pytest.raises(OSError, match="disk full"):
         target.import_dataset(source.dataset())
     assert [v.name for v in target.videos()] == ["existing"]
