@@ -17,8 +17,8 @@ import gradio as gr  # noqa: E402  (the environment above must be set before gra
 
 from annotations.categories import YTVOS_CATEGORIES  # noqa: E402
 from referformer_core.cli import gigabytes  # noqa: E402
-from referformer_core.settings import DEFAULT_MAX_MEMORY  # noqa: E402
 from referformer_core.overlay import object_colour  # noqa: E402
+from referformer_core.settings import DEFAULT_MAX_MEMORY  # noqa: E402
 from studio.corrections import SCOPES  # noqa: E402
 from studio.errors import user_message  # noqa: E402
 from studio.export import FORMATS, clear_old_downloads  # noqa: E402

@@ -3,7 +3,7 @@ of segmenting a 300-frame video, each in a fresh process.
 
     python benchmarks/bench_bundled.py [--json] [--frames 300] [--threads 2]
 
-The video is one of the generated world (``train.world``, held-out split) at 240x320, the size of the samples;
+The video is one of the generated world (``train.bundled.world``, held-out split) at 240x320, the size of the samples;
 the model runs at the short side stored with it. Frames per second count everything ``VideoPredictor`` does from
 decoded frames to masks at the original size (resize, backbone, transformer, masks, upsampling), after one
 warm-up video; the same again without the mask refinement the bundle asks for (``referformer_core/refine.py``),
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def generated_video(num_frames: int):
     """``[T, 240, 320, 3]`` uint8 frames of one held-out world video."""
-    from train.world import render_video, video_spec
+    from train.bundled.world import render_video, video_spec
 
     frames, _labels, expressions = render_video(video_spec("heldout", 7, 0, num_frames, 240, 320))
     return frames, expressions[0]["exp"]

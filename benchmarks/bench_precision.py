@@ -52,7 +52,7 @@ def fixture_agreement(backbone: str) -> float:
 def bundled_agreement() -> tuple[str, float]:
     """The bundled model's backbone and its bf16 vs fp32 agreement on a generated held-out video ``[6, 240, 320]``."""
     from referformer_core.predictor import VideoPredictor
-    from train.world import render_video, video_spec
+    from train.bundled.world import render_video, video_spec
 
     frames, _labels, expressions = render_video(video_spec("heldout", 7, 0, 6, 240, 320))
     fp32 = VideoPredictor.from_checkpoint(precision="fp32")

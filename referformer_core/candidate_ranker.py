@@ -16,7 +16,7 @@ scores them against each other:
         added to the logit of its mean score (zero at first: an untrained ranker keeps the official choice)
 
 The candidate features come from the pipeline's per-frame outputs, so they are the same whether a video ran in
-one window or several, and at training time (``python -m train.ranker``) and in use.
+one window or several, and at training time (``python -m train.bundled.ranker``) and in use.
 """
 from __future__ import annotations
 

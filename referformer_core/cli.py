@@ -1,10 +1,9 @@
 """``referformer segment``: masks of the object an expression refers to, for every frame of a video, with a
-preview mp4 and per-frame scores; ``referformer annotate``: the model over many videos into a studio project.
+preview mp4 and per-frame scores; and the model flags every command that runs the model shares.
 
     referformer segment sample.mp4 "the red star"                   # the bundled model
     referformer segment video.mp4 "the brown dog" --checkpoint r50_refytvos_joint.pth --out masks/
-    referformer annotate --videos videos/ --expressions meta_expressions.json --out project/ --checkpoint ...
-    torchrun --nproc_per_node 4 -m referformer_core.cli annotate ...      # one share of the videos per GPU
+    python -m referformer_core.cli segment ...                      # the same, from the core alone
 """
 from __future__ import annotations
 
@@ -19,8 +18,6 @@ from .errors import ReferFormerError
 from .precision import PRECISIONS
 from .progress import end_progress, show_progress
 from .settings import DEFAULT_MAX_MEMORY, SHORT_SIDE, WINDOW, RunSettings, settings_from_flags
-
-EXPORT_FORMATS = ("ytvos", "ytvis", "coco")
 
 
 def _save_masks(out: Path, masks: np.ndarray) -> None:
@@ -74,21 +71,6 @@ def segment(args: argparse.Namespace) -> int:
     return 0
 
 
-def annotate(args: argparse.Namespace) -> int:
-    from studio.batch import AnnotateOptions
-    from studio.batch import annotate as run_batch
-
-    if args.export and args.export[0] not in EXPORT_FORMATS:
-        raise ReferFormerError(f"--export: unknown format {args.export[0]!r}; "
-                               f"choose one of {', '.join(EXPORT_FORMATS)}")
-    summary = run_batch(AnnotateOptions(
-        videos=args.videos, expressions=args.expressions, out=args.out, settings=run_settings(args),
-        stride=args.stride, export=tuple(args.export) if args.export else None, progress=not args.no_progress))
-    if summary is not None:
-        print("\n".join(summary.lines()))
-    return 0
-
-
 def gigabytes(text: str) -> float:
     """An argparse type: a number of GB (GiB), at least 0."""
     try:
@@ -132,18 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write preview.mp4 (mask overlaid) and scores.json (per-frame scores)")
     model_arguments(seg, "cpu")
     seg.set_defaults(func=segment)
-    ann = sub.add_parser("annotate", help="pre-annotate many videos into a studio project (resumable; under "
-                                          "torchrun, one share of the videos per process)")
-    ann.add_argument("--videos", required=True, help="folder of video files and/or frame folders, or a text file "
-                                                     "listing them (one path a line)")
-    ann.add_argument("--expressions", required=True, help="Ref-Youtube-VOS meta_expressions.json, or json/csv "
-                                                          "records: video, obj_id, expression[, category]")
-    ann.add_argument("--out", required=True, help="project folder: created, or continued when it exists")
-    ann.add_argument("--export", nargs=2, metavar=("FORMAT", "DIR"), help="also export the project at the end "
-                                                                         "(ytvos, ytvis or coco)")
-    ann.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-    model_arguments(ann, "auto")
-    ann.set_defaults(func=annotate)
     return parser
 
 

@@ -61,7 +61,7 @@ def build_optimizer(model: ReferFormer, config: TrainConfig) -> torch.optim.Adam
     """AdamW over the four official parameter groups (in the official order, so optimiser states transfer),
     then ``REFINER_GROUP`` at ``lr_sentence_refiner`` when the model has one; a frozen text encoder gets
     ``requires_grad=False`` and an empty group. A ``CandidateRanker`` is frozen too: no loss here reaches it
-    (``python -m train.ranker`` trains it on the model's own candidates)."""
+    (``python -m train.bundled.ranker`` trains it on the model's own candidates)."""
     if config.freeze_text_encoder:
         model.text_encoder.requires_grad_(False)
     if model.candidate_ranker is not None:

@@ -138,16 +138,6 @@ def test_segment_passes_max_memory_on(run_settings, capsys, flags, window, budge
     assert (run_settings[0].window, run_settings[0].budget) == (window, budget)
 
 
-@pytest.mark.parametrize("flags, window, budget", [([], None, memory.DEFAULT_MAX_MEMORY), (["--window", "0"], 0, None),
-                                                   (["--window", "3"], 3, None)])
-def test_annotate_follows_the_default_budget_unless_a_window_is_given(run_settings, capsys, tmp_path, flags,
-                                                                      window, budget):
-    args = ["annotate", "--videos", str(tmp_path), "--expressions", str(tmp_path / "e.json"), "--out",
-            str(tmp_path / "out"), "--device", "cpu", "--no-progress", *flags]
-    assert main(args) == 2 and "stop here" in capsys.readouterr().err
-    assert (run_settings[0].window, run_settings[0].budget) == (window, budget)
-
-
 def test_segment_rejects_a_negative_budget(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["segment", "v.mp4", "x", "--max-memory", "-1"])

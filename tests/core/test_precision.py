@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from referformer_core import precision
-from referformer_core.precision import (BF16_VERIFIED_BACKBONES, autocast_for, check_precision, cpu_flags,
-                                        default_precision, mask_agreement, native_bf16_cpu, resolve_precision)
+from referformer_core.precision import (BF16_VERIFIED_BACKBONES, check_precision, cpu_flags, default_precision,
+                                        mask_agreement, native_bf16_cpu, resolve_precision)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,16 +91,12 @@ def test_requested_precision_overrides_the_default() -> None:
         resolve_precision("fp16", "cpu", "resnet50")
 
 
-def test_autocast_for_maps_precisions_to_the_predictor_argument() -> None:
-    assert autocast_for("fp32", "cpu") is None
-    assert autocast_for("bf16", "cpu") == "bf16"
-    assert autocast_for("bf16", "cuda") == "bf16"
-    assert autocast_for("fp16", torch.device("cuda", 0)) == "fp16"
+def test_check_precision_names_the_problem_in_one_line() -> None:
+    assert check_precision("bf16", "cpu") == "bf16" and check_precision("fp16", torch.device("cuda", 0)) == "fp16"
     with pytest.raises(ValueError, match="precision fp16 needs a CUDA device, not cpu; use bf16 or fp32"):
-        autocast_for("fp16", "cpu")
+        check_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="must be one of fp32, bf16, fp16, got 'fp8'"):
-        autocast_for("fp8", "cpu")
-    assert check_precision("bf16", "cpu") == "bf16"
+        check_precision("fp8", "cpu")
 
 
 def test_mask_agreement_is_the_fraction_of_equal_pixels() -> None:
@@ -138,7 +134,7 @@ def test_bf16_runs_the_bundled_model_on_a_generated_video(monkeypatch: pytest.Mo
     asserted (it depends on the CPU's bf16 kernels): bench_precision.py."""
     monkeypatch.syspath_prepend(str(REPO))
     from referformer_core.predictor import VideoPredictor
-    from train.world import render_video, video_spec
+    from train.bundled.world import render_video, video_spec
 
     frames, _labels, expressions = render_video(video_spec("heldout", 7, 0, 4, 120, 160))
     bf16 = VideoPredictor.from_checkpoint(precision="bf16")
@@ -178,13 +174,11 @@ def test_from_checkpoint_picks_the_precision_for_the_cpu_and_backbone(monkeypatc
         VideoPredictor.from_checkpoint(precision="fp16")
 
 
-def test_cli_takes_precision_and_max_memory_for_both_commands():
+def test_cli_takes_precision_and_max_memory():
     from referformer_core.cli import build_parser
 
     parser = build_parser()
     seg = parser.parse_args(["segment", "v.mp4", "the red circle", "--precision", "bf16", "--max-memory", "2"])
     assert (seg.precision, seg.max_memory) == ("bf16", 2.0)
-    ann = parser.parse_args(["annotate", "--videos", "v", "--expressions", "e.csv", "--out", "p", "--precision", "fp32", "--max-memory", "0"])
-    assert (ann.precision, ann.max_memory) == ("fp32", 0.0)
     with pytest.raises(SystemExit):
         parser.parse_args(["segment", "v.mp4", "x", "--precision", "fp8"])

@@ -15,7 +15,7 @@ import torch
 
 from annotations import Project
 from referformer_core.checkpoint import save_checkpoint
-from referformer_core.cli import main
+from referformer_cli import main
 from referformer_core.config import get_config
 from referformer_core.referformer import ReferFormer
 from studio.batch_inputs import balance, list_videos, read_object_specs, working_frames
@@ -239,7 +239,7 @@ def _env() -> dict:
 @pytest.mark.slow
 def test_kill_9_then_rerun_completes_the_project(inputs, checkpoint, tokenizer, reference, tmp_path):
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "referformer_core.cli", *_args(inputs, checkpoint, tokenizer, killed)]
+    command = [sys.executable, "-m", "referformer_cli", *_args(inputs, checkpoint, tokenizer, killed)]
     child = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     committed = killed / ".annotate" / "committed"
     deadline = time.time() + 120
@@ -257,7 +257,7 @@ def test_kill_9_then_rerun_completes_the_project(inputs, checkpoint, tokenizer, 
 def test_two_gloo_processes_match_one_process(inputs, checkpoint, tokenizer, reference, tmp_path):
     sharded = tmp_path / "sharded"
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "referformer_core.cli", *_args(inputs, checkpoint, tokenizer, sharded)],
+                           "-m", "referformer_cli", *_args(inputs, checkpoint, tokenizer, sharded)],
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "annotated 4 videos, 14 frames" in done.stdout and "2 process(es)" in done.stdout

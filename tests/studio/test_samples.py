@@ -16,7 +16,7 @@ def test_three_samples_ship_with_their_expressions():
 
 
 def test_a_sample_mp4_is_its_generated_video():
-    world = pytest.importorskip("train.world")
+    world = pytest.importorskip("train.bundled.world")
     sample = get_sample("sample_2")
     frames, labels, expressions = world.render_video(world.video_spec(sample.split, sample.seed, sample.index,
                                                                       sample.num_frames, sample.height, sample.width))

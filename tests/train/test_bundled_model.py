@@ -11,9 +11,9 @@ from referformer_core.config import get_config
 from referformer_core.predictor import VideoPredictor
 from studio.samples import list_samples
 from train import metrics
-from train.text_probe import feature_distance
-from train.text_probe import main as text_probe_main
-from train.world import render_video, video_spec
+from train.bundled.text_probe import feature_distance
+from train.bundled.text_probe import main as text_probe_main
+from train.bundled.world import render_video, video_spec
 
 MEASURED_SAMPLE_J_AND_F = {"sample_1": 0.980, "sample_2": 0.730, "sample_3": 0.920}
 """J&F of the shipped weights (with their candidate ranker and mask refinement) on each sample (see the model

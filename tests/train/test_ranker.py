@@ -1,4 +1,5 @@
-"""``python -m train.ranker``: the ranker learns to choose the candidate the words name; the command end to end."""
+"""``python -m train.bundled.ranker``: the ranker learns to choose the candidate the words name; the command end to
+end."""
 import pytest
 import torch
 
@@ -8,11 +9,11 @@ from referformer_core.config import get_config
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
 from referformer_core.referformer import ReferFormer
-from train import ranker as ranker_cli
+from train.bundled import ranker as ranker_cli
 from train.engine import build_optimizer
-from train.ranker import RankerExample, chosen_j_and_f, ranking_loss, split_by_video, train_ranker
+from train.bundled.ranker import RankerExample, chosen_j_and_f, ranking_loss, split_by_video, train_ranker
 from train.trainer import build_model, fit
-from train.world import generate_world
+from train.bundled.world import generate_world
 
 
 def test_the_loss_is_lowest_when_the_best_candidate_leads():
