@@ -18,14 +18,14 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from annotations.categories import YTVOS_CATEGORIES  # noqa: E402
 from referformer_core.cli import gigabytes  # noqa: E402
-from referformer_core.memory import DEFAULT_MAX_MEMORY  # noqa: E402
 from referformer_core.overlay import object_colour  # noqa: E402
+from referformer_core.settings import DEFAULT_MAX_MEMORY  # noqa: E402
 from studio.corrections import SCOPES  # noqa: E402
 from studio.errors import user_message  # noqa: E402
 from studio.export import FORMATS, clear_old_downloads  # noqa: E402
 from studio.finetune import FinetuneOptions  # noqa: E402
 from studio.media import VIDEO_SUFFIXES, ImportOptions, list_media  # noqa: E402
-from studio.model import model_spec  # noqa: E402
+from studio.model import describe, startup_settings  # noqa: E402
 from studio.projects import View  # noqa: E402
 from studio.samples import list_samples  # noqa: E402
 from studio.screen import Display, Screen, build_screen  # noqa: E402
@@ -84,7 +84,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
         candidates_shown = gr.State(False)  # the candidates gallery is filled (and follows the view)
         with gr.Row(elem_id="header"):
             gr.Markdown("## ReferFormer Studio")
-            gr.Markdown(f"start-up model: {studio.config.model.describe()}", elem_id="model_line")
+            gr.Markdown(f"start-up model: {describe(studio.config.model)}", elem_id="model_line")
         with gr.Row():
             with gr.Column(scale=1, min_width=320, elem_id="sidebar"):
                 with gr.Accordion("Project", open=True):
@@ -473,7 +473,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
 
         def finetune_panel_state(v: View):
             status = studio.finetune_status(v)
-            spec = studio.model_spec(v)
+            spec = studio.model_settings(v)
             choices = studio.model_choices(v)
             running = status is not None and status.state == "running"
             text = "" if status is None else f"**{status.state}** · {status.progress:.0%} · {status.message}"
@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     downloads = Path(os.environ["GRADIO_TEMP_DIR"]) / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     clear_old_downloads(downloads)
-    spec = model_spec(args.checkpoint, args.text_encoder, args.device, args.model_short_side, args.max_memory or None)
+    spec = startup_settings(args.checkpoint, args.text_encoder, args.device, args.model_short_side, args.max_memory)
     studio = Studio(StudioConfig(projects_dir, downloads, spec, tuple(Path(d) for d in args.media_dir)))
     if args.host not in LOOPBACK and not args.auth:
         print(f"warning: serving on {args.host} without --auth: anyone who can reach this machine can read and "

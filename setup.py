@@ -112,7 +112,8 @@ setup(
     extras_require={
         "dev": ["pytest", "hypothesis", "tokenizers", "playwright"],
     },
-    entry_points={"console_scripts": ["referformer=referformer_core.cli:main"]},
+    py_modules=["referformer_cli", "app"],
+    entry_points={"console_scripts": ["referformer=referformer_cli:main"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )

@@ -8,6 +8,9 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from referformer_core.errors import ExpressionError
+from referformer_core.text import validate_expression
+
 from .errors import FormatError
 
 
@@ -101,3 +104,12 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     names = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number"}
     return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def expressions_field(file: Path, values: list, field: str) -> list[str]:
+    """``values`` each checked by the one expression rule (:func:`referformer_core.text.validate_expression`);
+    ``FormatError`` naming ``field`` and carrying that rule's message otherwise."""
+    try:
+        return [validate_expression(v) for v in values]
+    except ExpressionError as exc:
+        raise FormatError(file, field, str(exc)) from None

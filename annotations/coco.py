@@ -20,7 +20,7 @@ from typing import Any
 
 from . import rle as rle_mod
 from .atomic import atomic_directory
-from .checks import field, load_json, positive_int, safe_name
+from .checks import expressions_field, field, load_json, positive_int, safe_name
 from .cocojson import (category_table, mask_extras, read_categories, read_mask_extras, read_segmentation,
                        split_file_name, unique_ids, write_json)
 from .errors import FormatError
@@ -167,8 +167,6 @@ def _read_objects(file: Path, data: Any, categories: dict[int, str],
         category_id = positive_int(file, item, "category_id", where)
         if category_id not in categories:
             raise FormatError(file, f"{where}.category_id", f"unknown category id {category_id}")
-        exps = field(file, item, "expressions", list, where)
-        if not all(isinstance(e, str) and e.strip() for e in exps):
-            raise FormatError(file, f"{where}.expressions", "must be a list of non-empty strings")
-        out[video][obj_id] = Track(obj_id, categories[category_id], [e.strip() for e in exps])
+        exps = expressions_field(file, field(file, item, "expressions", list, where), f"{where}.expressions")
+        out[video][obj_id] = Track(obj_id, categories[category_id], exps)
     return out

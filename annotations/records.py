@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import rle as rle_mod
+from referformer_core.text import validate_expression
+
 from .checks import safe_name
 from .errors import EditError, FormatError
 from .model import Origin, ReviewState
@@ -78,12 +80,9 @@ def to_review_state(value: ReviewState | str) -> ReviewState:
 
 
 def clean_expressions(expressions: Iterable[str]) -> list[str]:
-    """Stripped expressions; raises EditError unless all are non-empty strings."""
-    given = list(expressions)
-    out = [e.strip() if isinstance(e, str) else e for e in given]
-    if not all(isinstance(e, str) and e for e in out):
-        raise EditError(f"referring expressions must be non-empty strings, got {given!r}")
-    return out
+    """Each expression checked and cleaned by the one rule (:func:`referformer_core.text.validate_expression`),
+    whose ``ExpressionError`` it raises."""
+    return [validate_expression(e) for e in expressions]
 
 
 def safe_frame_name(video: str, name: str) -> str:

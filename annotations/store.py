@@ -12,11 +12,15 @@ is recorded in a linear undo/redo history (:mod:`annotations.history`); frame fo
 while the history can bring their video back, and orphaned ones are removed on open
 (:mod:`annotations.frames`).  Videos are identified by name and objects by ``(video name, obj_id)``,
 ``obj_id`` being the per-video id (1, 2, ...) used in the exports.  Tables: :mod:`annotations.schema`;
-records handed out: :mod:`annotations.records`; export/import snapshots: :mod:`annotations.bridge`.
+records handed out: :mod:`annotations.records`. :meth:`Project.dataset` and :meth:`Project.import_dataset`
+turn a project into a :class:`~annotations.model.Dataset` and back, for the exchange formats; an import is one
+transaction and one undoable edit, its frame folders removed again if anything fails.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -26,13 +30,12 @@ from typing import Any, Iterable, Iterator, Mapping
 import cv2
 import numpy as np
 
-from . import bridge
 from . import history as history_mod
 from . import rle as rle_mod
 from .atomic import fsync_tree
 from .errors import EditError, ProjectError
 from .frames import new_frames_dir, sweep_orphans
-from .model import Dataset, Origin, ReviewState
+from .model import Dataset, Frame, Origin, ReviewState, Track, VideoData
 from .records import (HistoryEntry, MaskInfo, ObjectInfo, VideoInfo, clean_expressions, mask_row, safe_frame_name,
                       to_origin, to_review_state)
 from .schema import DB_NAME, create_database, open_database
@@ -381,15 +384,90 @@ class Project:
         objects: Iterable[tuple[str, int]] | None = None,
         reviewed_only: bool = False,
     ) -> Dataset:
-        """Snapshot of (a subset of) the project for export; see :func:`annotations.bridge.project_dataset`."""
-        return bridge.project_dataset(self, videos, objects, reviewed_only)
+        """Snapshot of (a subset of) the project for export.
+
+        ``videos``: names to include (default all).  ``objects``: ``(video, obj_id)`` pairs to include
+        (default all objects of the chosen videos).  ``reviewed_only``: keep only frames whose review
+        state is ``reviewed``; frame positions in the result are renumbered accordingly.  Videos left
+        without frames (or, with ``objects``, without objects) are omitted.  Masks keep their origin and score.
+        """
+        with self._lock:
+            names = [v.name for v in self.videos()] if videos is None else list(videos)
+            wanted = None if objects is None else set(objects)
+            if wanted is not None:
+                for video, obj_id in sorted(wanted):
+                    self._object_key(video, obj_id)
+            out = Dataset()
+            for name in names:
+                info = self.video(name)
+                frames_dir = self._video_row(name, "frames_dir")[0]
+                frame_names = self.frame_names(name)
+                keep = (self.frames_in_state(name, ReviewState.REVIEWED) if reviewed_only
+                        else list(range(len(frame_names))))
+                position = {f: p for p, f in enumerate(keep)}
+                folder = self.folder / "frames" / frames_dir
+                data = VideoData(name, info.width, info.height,
+                                 [Frame(frame_names[f], folder / f"{frame_names[f]}.jpg") for f in keep],
+                                 fps=info.fps, source_path=info.source_path)
+                for obj in self.objects(name):
+                    if wanted is not None and (name, obj.obj_id) not in wanted:
+                        continue
+                    key = self._object_key(name, obj.obj_id)
+                    track = Track(obj.obj_id, obj.category, list(obj.expressions))
+                    for frame, counts, origin, score in self._db.execute(
+                            "SELECT frame_index, counts, origin, score FROM masks WHERE object_id = ? "
+                            "ORDER BY frame_index", (key,)):
+                        if frame in position:
+                            p = position[frame]
+                            track.masks[p] = {"size": [info.height, info.width], "counts": counts}
+                            track.origins[p] = Origin(origin)
+                            if score is not None:
+                                track.scores[p] = score
+                    data.objects.append(track)
+                if data.frames and (wanted is None or data.objects):
+                    out.videos.append(data)
+            return out
 
     def import_dataset(self, dataset: Dataset) -> None:
-        """Add every video of ``dataset`` all-or-nothing, as one undoable edit
-        (:func:`annotations.bridge.import_dataset`)."""
-        bridge.import_dataset(self, dataset)
+        """Add every video of ``dataset`` (frames copied) all-or-nothing, as one undoable edit.
+
+        Masks keep the origin and score the dataset carries (``imported`` / none where it has none).
+        Raises EditError if a video name is already in the self.
+        """
+        with self._lock:
+            existing = {v.name for v in self.videos()}
+            seen: set[str] = set()
+            for video in dataset.videos:
+                safe_frame_name(video.name, video.name)
+                if video.name in existing or video.name in seen:
+                    raise EditError(f"video {video.name!r} is already in the project")
+                seen.add(video.name)
+            with contextlib.ExitStack() as folders:
+                copied: list[Path] = []
+                for video in dataset.videos:
+                    folder = folders.enter_context(new_frames_dir(self.folder / "frames", video.name))
+                    for frame in video.frames:
+                        shutil.copyfile(frame.image, folder / f"{frame.name}.jpg")
+                    fsync_tree(folder)
+                    copied.append(folder)
+                names = ", ".join(v.name for v in dataset.videos)
+                with self._edit(f"import {len(dataset.videos)} video(s): {names}") as edit:
+                    for video, folder in zip(dataset.videos, copied):
+                        vid = self._put_video(
+                            edit, video.name, folder, [f.name for f in video.frames], video.height, video.width,
+                            video.fps, video.source_path, None, {"imported_from": str(video.frames[0].image.parent)})
+                        for track in video.objects:
+                            self._put_track(edit, vid, track)
 
     # ---------------------------------------------------------------- internals
+    def _put_track(self, edit: history_mod.Edit, vid: int, track: Track) -> None:
+        key = self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM objects").fetchone()[0]
+        edit.put("objects", {"id": key, "video_id": vid, "obj_id": track.obj_id, "category": track.category})
+        for position, text in enumerate(track.expressions):
+            edit.put("expressions", {"object_id": key, "position": position, "text": text})
+        for frame, rle in track.masks.items():
+            edit.put("masks", mask_row(key, frame, rle, track.origins.get(frame, Origin.IMPORTED), track.scores.get(frame)))
+
     @contextmanager
     def _write(self) -> Iterator[None]:
         try:

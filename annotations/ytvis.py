@@ -18,7 +18,7 @@ from typing import Any
 
 from . import rle as rle_mod
 from .atomic import atomic_directory
-from .checks import field, load_json, positive_int, safe_name
+from .checks import expressions_field, field, load_json, positive_int, safe_name
 from .cocojson import (category_table, mask_extras, read_categories, read_mask_extras, read_segmentation,
                        split_file_name, unique_ids, write_json)
 from .errors import FormatError
@@ -165,7 +165,4 @@ def _per_frame(file: Path, ann: Any, key: str, where: str, length: int) -> list[
 def _expressions(file: Path, ann: Any, where: str) -> list[str]:
     if "expressions" not in ann:
         return []
-    exps = field(file, ann, "expressions", list, where)
-    if not all(isinstance(e, str) and e.strip() for e in exps):
-        raise FormatError(file, f"{where}.expressions", "must be a list of non-empty strings")
-    return [e.strip() for e in exps]
+    return expressions_field(file, field(file, ann, "expressions", list, where), f"{where}.expressions")

@@ -247,7 +247,7 @@ def main() -> None:
     import torch
 
     from referformer_core.predictor import VideoPredictor
-    from studio.model import ModelSpec
+    from referformer_core.settings import RunSettings
     from studio.session import Studio, StudioConfig
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -255,7 +255,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_app_") as tmp:
         root = Path(tmp)
         checkpoint, tokenizer = build_model(args.config, root)
-        spec = ModelSpec(str(checkpoint), str(tokenizer), args.device, args.height)
+        spec = RunSettings(checkpoint=str(checkpoint), text_encoder=str(tokenizer), device=args.device,
+                           short_side=args.height)
         studio = Studio(StudioConfig(root / "projects", root / "downloads", spec))
         start = time.perf_counter()
         studio.models.get(spec)

@@ -3,7 +3,7 @@ of segmenting a 300-frame video, each in a fresh process.
 
     python benchmarks/bench_bundled.py [--json] [--frames 300] [--threads 2]
 
-The video is one of the generated world (``train.world``, held-out split) at 240x320, the size of the samples;
+The video is one of the generated world (``train.bundled.world``, held-out split) at 240x320, the size of the samples;
 the model runs at the short side stored with it. Frames per second count everything ``VideoPredictor`` does from
 decoded frames to masks at the original size (resize, backbone, transformer, masks, upsampling), after one
 warm-up video; the same again without the mask refinement the bundle asks for (``referformer_core/refine.py``),
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def generated_video(num_frames: int):
     """``[T, 240, 320, 3]`` uint8 frames of one held-out world video."""
-    from train.world import render_video, video_spec
+    from train.bundled.world import render_video, video_spec
 
     frames, _labels, expressions = render_video(video_spec("heldout", 7, 0, num_frames, 240, 320))
     return frames, expressions[0]["exp"]
@@ -40,9 +40,8 @@ def child(mode: str, num_frames: int, threads: int) -> None:
 
     torch.set_num_threads(threads)
     frames, expression = generated_video(num_frames)
-    predictor = VideoPredictor.from_checkpoint()
-    if mode == "speed_unrefined":
-        predictor.refine_masks, mode = False, "speed"
+    predictor = VideoPredictor.from_checkpoint(refine=False if mode == "speed_unrefined" else None)
+    mode = "speed" if mode == "speed_unrefined" else mode
     if mode == "speed":
         predictor.predict(frames[:8], expression)
         start = time.perf_counter()
@@ -74,9 +73,10 @@ def main() -> None:
     if args.child:
         child(args.child, args.frames if args.child == "memory" else args.speed_frames, args.threads)
         return
-    from referformer_core.bundled import bundled_checkpoint, choose_model
+    from referformer_core.bundled import bundled_checkpoint
+    from referformer_core.settings import RunSettings, read_settings
 
-    choice = choose_model()
+    choice = read_settings(RunSettings(), mmap=True)[0]
     seconds = run_child("speed", args.speed_frames, args.threads)
     unrefined = run_child("speed_unrefined", args.speed_frames, args.threads)
     rss = run_child("memory", args.frames, args.threads)

@@ -22,7 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from referformer_core.bundled import bundled_checkpoint, read_checkpoint  # noqa: E402
+from referformer_core.bundled import bundled_checkpoint  # noqa: E402
+from referformer_core.checkpoint import read_checkpoint  # noqa: E402
 from referformer_core.candidate_ranker import SHAPE_GRID, TrackDescription, candidate_features  # noqa: E402
 from referformer_core.checkpoint import load_checkpoint  # noqa: E402
 from referformer_core.pipeline import rank_candidates  # noqa: E402

@@ -13,6 +13,27 @@ Then it segments 300 generated frames at 360 x 640 under the default budget in a
 process's peak RSS (``peak_rss_gb_300f``). ResNet-50 runs about 0.3 frames/s at 360p on 2 CPU cores (17 minutes for
 300 frames), so that run uses the bundled small model (its working size, 192 short side); the window the budget
 would give ResNet-50 at 360p is printed from the estimate alone.
+
+The memory model's two constants (``referformer_core.memory``) were calibrated with ``memory.calibrate`` (the
+growth of the peak RSS, ``VmHWM``, between two window lengths, one child process per measurement; 2 CPU threads,
+torch 2.14, glibc; a shared machine, so the repeated measurements spread by about 10%):
+
+    config (backbone, hidden)            frames      per frame             floats per pixel
+    resnet50 (ResNet-50, 256)            360 x 640   190-211 MB            207-229  (peak in the decoder)
+    tiny, hidden 256 (EffNet-Lite0, 256) 96 x 160    11.9 MB               194      (peak in the decoder)
+                                         128 x 224   27.2 MB               237
+    small (EffNet-Lite0, 96)             360 x 640   62-100 MB             67-108   (peak in the backbone)
+    tiny (EffNet-Lite0, 64)              96 x 160    3.5 MB                57       (peak in the backbone)
+
+Over their backbone outputs (30 and 3 floats per pixel) the decoder rows leave at most 199 and 234 floats per
+pixel: 12.4 and 14.6 maps of 16 (hidden 256 at stride 4). So ``DECODER_MAPS = 15`` and ``BACKBONE_FLOATS = 110``,
+both rounded up: the estimate errs on the large side (ResNet-50 at 360 x 640: 270 floats, 249 MB per frame; the
+backbone floor is up to twice the EfficientNet measurements). ResNet-50 grows linearly from 1 to 8 frames (to
+within 10%).
+
+With freed memory kept for reuse within a window (``memory.reuse_freed_memory``, as the pipeline runs on the CPU)
+the same measurement gave 219 MiB per frame (249 floats per pixel) for ResNet-50 and 85 MiB (96) for ``small``,
+both at 360 x 640: still under the estimate (237 and 97 MiB), with less to spare (8% and 12%).
 """
 from __future__ import annotations
 
@@ -33,6 +54,7 @@ from referformer_core.config import get_config  # noqa: E402
 from referformer_core.parity import apply_recipe  # noqa: E402
 from referformer_core.predictor import VideoPredictor  # noqa: E402
 from referformer_core.referformer import ReferFormer  # noqa: E402
+from referformer_core.settings import DEFAULT_MAX_MEMORY, WINDOW  # noqa: E402
 
 LONG_FRAMES = 300
 LONG_SIZE = (360, 640)
@@ -109,24 +131,24 @@ def main() -> None:
         iou = float(np.where(union > 0, inter / np.maximum(union, 1), 1.0).mean())
         rows.append((name, key, seconds, iou, float((masks != reference).mean())))
     print(f"windowing vs one pass: {args.frames} generated frames at 180x320, ResNet-50 on recipe weights; "
-          f"budget: the window the default {memory.DEFAULT_MAX_MEMORY:g} GB budget chose")
+          f"budget: the window the default {DEFAULT_MAX_MEMORY:g} GB budget chose")
     print(f"{'run':<14}{'seconds':>10}{'mean IoU':>11}{'pixels differing':>18}")
     for name, _key, seconds, iou, diff in rows:
         print(f"{name:<14}{seconds:>10.1f}{iou:>11.3f}{diff:>18.4f}")
 
-    r50_window = memory.budget_window(model, LONG_SIZE, LONG_FRAMES, 1, memory.DEFAULT_MAX_MEMORY, pipeline.WINDOW)
+    r50_window = memory.budget_window(model, LONG_SIZE, LONG_FRAMES, 1, DEFAULT_MAX_MEMORY, WINDOW)
     peak, (long_window, long_seconds) = memory.measure_peak_rss(segment_long_video)
     long_rows = [("ResNet-50 (estimate only)", r50_window, None, None),
                  ("bundled small (measured)", long_window, long_seconds, peak / memory.GIB)]
     print(f"\n{LONG_FRAMES} generated frames at {LONG_SIZE[0]}x{LONG_SIZE[1]} under the default "
-          f"{memory.DEFAULT_MAX_MEMORY:g} GB budget (peak RSS of a fresh process)")
+          f"{DEFAULT_MAX_MEMORY:g} GB budget (peak RSS of a fresh process)")
     print(f"{'model':<27}{'window':>8}{'seconds':>10}{'peak RSS GB':>13}")
     for name, window, seconds, gb in long_rows:
         print(f"{name:<27}{window:>8}{'-' if seconds is None else f'{seconds:.1f}':>10}"
               f"{'-' if gb is None else f'{gb:.2f}':>13}")
     if args.json:
         out: dict = {key: {"seconds": s, "mean_iou": i, "pixels_differing": d} for _name, key, s, i, d in rows}
-        out.update(max_memory_gb=memory.DEFAULT_MAX_MEMORY, window_default_budget=budget_window,
+        out.update(max_memory_gb=DEFAULT_MAX_MEMORY, window_default_budget=budget_window,
                    window_default_budget_r50_360p_300f=r50_window, window_300f=long_window,
                    seconds_300f=long_seconds, peak_rss_gb_300f=peak / memory.GIB, model_300f="bundled small")
         print(json.dumps(out))

@@ -16,7 +16,7 @@ scores them against each other:
         added to the logit of its mean score (zero at first: an untrained ranker keeps the official choice)
 
 The candidate features come from the pipeline's per-frame outputs, so they are the same whether a video ran in
-one window or several, and at training time (``python -m train.ranker``) and in use.
+one window or several, and at training time (``python -m train.bundled.ranker``) and in use.
 """
 from __future__ import annotations
 
@@ -205,9 +205,15 @@ def candidate_features(logits: Tensor, boxes: Tensor, mask_logits: Tensor, descr
     return track_features(*describe_tracks(logits, boxes, mask_logits, descriptors))
 
 
+def mean_scores(logits: Tensor) -> Tensor:
+    """``[Q]`` each query's mean score over frames, from class ``logits [T, Q]``: the official rule for which query
+    is the object (the best mean score over the whole video)."""
+    return logits.float().sigmoid().mean(0)
+
+
 def mean_score_logits(logits: Tensor) -> Tensor:
-    """``[Q]`` the logit of each query's mean score over frames (``logits [T, Q]``): the official choice's order."""
-    return torch.logit(logits.float().sigmoid().mean(0), eps=1e-6)
+    """``[Q]`` the logit of each query's mean score (:func:`mean_scores`): the official choice's order."""
+    return torch.logit(mean_scores(logits), eps=1e-6)
 
 
 class CandidateRanker(nn.Module):

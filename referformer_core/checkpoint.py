@@ -27,8 +27,9 @@ TEXT_WEIGHTS_KEY = "text_encoder_weights"
 """Set when the checkpoint leaves out a frozen, unchanged text encoder: the name its weights load from."""
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The raw checkpoint dict, read without unpickling arbitrary objects."""
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """The raw checkpoint dict, read without unpickling arbitrary objects; ``mmap``: tensors are mapped from the
+    file, not read, so reading only the settings keys and the weights' names and shapes costs little."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -36,7 +37,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            except RuntimeError:
+                if not mmap:
+                    raise
+                data = torch.load(path, map_location="cpu", weights_only=True)  # a legacy (non-zip) file
     except pickle.UnpicklingError as e:
         message = str(e).splitlines()[0] if "Unsupported global" not in str(e) else _unsupported_global(str(e))
         raise CheckpointError(f"checkpoint {path} cannot be read safely: {message}") from e
@@ -171,6 +177,14 @@ def model_from_checkpoint_data(data: Mapping[str, Any], path: str | Path = "chec
     model.load_state_dict(state, strict=True, assign=True)
     _rebuild_non_persistent_buffers(model)
     return model.eval()
+
+
+def checkpoint_backbone(data: Mapping[str, Any], path: str | Path = "checkpoint") -> str:
+    """The backbone name of a checkpoint already read: its stored config's, else inferred from the weights."""
+    stored = data.get(CONFIG_KEY)
+    if isinstance(stored, Mapping) and "backbone" in stored:
+        return str(stored["backbone"])
+    return infer_backbone(extract_state_dict(data, path))
 
 
 def checkpoint_text_encoder(path: str | Path) -> str | None:

@@ -1,10 +1,9 @@
 """``referformer segment``: masks of the object an expression refers to, for every frame of a video, with a
-preview mp4 and per-frame scores; ``referformer annotate``: the model over many videos into a studio project.
+preview mp4 and per-frame scores; and the model flags every command that runs the model shares.
 
     referformer segment sample.mp4 "the red star"                   # the bundled model
     referformer segment video.mp4 "the brown dog" --checkpoint r50_refytvos_joint.pth --out masks/
-    referformer annotate --videos videos/ --expressions meta_expressions.json --out project/ --checkpoint ...
-    torchrun --nproc_per_node 4 -m referformer_core.cli annotate ...      # one share of the videos per GPU
+    python -m referformer_core.cli segment ...                      # the same, from the core alone
 """
 from __future__ import annotations
 
@@ -16,11 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ReferFormerError
-from .memory import DEFAULT_MAX_MEMORY
 from .precision import PRECISIONS
 from .progress import end_progress, show_progress
-
-EXPORT_FORMATS = ("ytvos", "ytvis", "coco")
+from .settings import DEFAULT_MAX_MEMORY, SHORT_SIDE, WINDOW, RunSettings, settings_from_flags
 
 
 def _save_masks(out: Path, masks: np.ndarray) -> None:
@@ -47,14 +44,16 @@ def _write_preview(args: argparse.Namespace, masks: np.ndarray, scores: np.ndarr
                                                  "scores": [round(float(s), 6) for s in scores]}))
 
 
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """The run settings of the model flags (:func:`model_arguments`), each ``None`` when not given."""
+    return settings_from_flags(args.checkpoint, args.text_encoder, args.device, args.short_side, args.window,
+                               args.max_memory, args.precision)
+
+
 def segment(args: argparse.Namespace) -> int:
     from .predictor import VideoPredictor
 
-    window = {} if args.window is None else {"window": args.window or None}
-    budget = {} if args.max_memory is None else {"max_memory": args.max_memory or None}
-    predictor = VideoPredictor.from_checkpoint(args.checkpoint, text_encoder=args.text_encoder, device=args.device,
-                                               short_side=args.short_side, precision=args.precision, **window,
-                                               **budget)
+    predictor = VideoPredictor.from_settings(run_settings(args))
     state = predictor.init_state(args.video, stride=args.stride)
     predictor.add_expression(state, 1, args.expression)
 
@@ -72,25 +71,6 @@ def segment(args: argparse.Namespace) -> int:
     return 0
 
 
-def annotate(args: argparse.Namespace) -> int:
-    from studio.batch import AnnotateOptions
-    from studio.batch import annotate as run_batch
-
-    if args.export and args.export[0] not in EXPORT_FORMATS:
-        raise ReferFormerError(f"--export: unknown format {args.export[0]!r}; "
-                               f"choose one of {', '.join(EXPORT_FORMATS)}")
-    summary = run_batch(AnnotateOptions(
-        videos=args.videos, expressions=args.expressions, out=args.out, checkpoint=args.checkpoint,
-        text_encoder=args.text_encoder, device=args.device, precision=args.precision, short_side=args.short_side,
-        max_memory=DEFAULT_MAX_MEMORY if args.max_memory is None else args.max_memory or None,
-        stride=args.stride, window="auto" if args.window is None else args.window or None,
-        export=tuple(args.export) if args.export else None,
-        progress=not args.no_progress))
-    if summary is not None:
-        print("\n".join(summary.lines()))
-    return 0
-
-
 def gigabytes(text: str) -> float:
     """An argparse type: a number of GB (GiB), at least 0."""
     try:
@@ -102,7 +82,8 @@ def gigabytes(text: str) -> float:
     return value
 
 
-def _model_arguments(parser: argparse.ArgumentParser, device: str) -> None:
+def model_arguments(parser: argparse.ArgumentParser, device: str) -> None:
+    """The model flags of ``referformer segment`` and ``annotate`` (read by :func:`run_settings`)."""
     parser.add_argument("--checkpoint", help="official model-zoo .pth or one of ours (default: the bundled small "
                                              "model, which knows generated shapes, not real objects)")
     parser.add_argument("--text-encoder", help="tokenizer directory, packaged name or cached model id (default: the "
@@ -112,14 +93,14 @@ def _model_arguments(parser: argparse.ArgumentParser, device: str) -> None:
                         help="fp32, bf16 or fp16 (CUDA only); default: bf16 on a CPU with native bf16 for backbones "
                              "whose bf16 masks were checked against fp32, else fp32")
     parser.add_argument("--short-side", type=int, help="frames are resized to this shorter side (default: the "
-                                                       "checkpoint's working size, else 360)")
+                                                       f"checkpoint's working size, else {SHORT_SIDE})")
     parser.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
     parser.add_argument("--window", type=int, help="frames per forward pass (0: whole video; default: on the CPU "
                                                    "the longest that fits the memory budget, at most the "
-                                                   "checkpoint's window, else 36)")
+                                                   f"checkpoint's window, else {WINDOW})")
     parser.add_argument("--max-memory", type=gigabytes, metavar="GB",
                         help="peak memory (RSS, GiB) the window is chosen to fit when --window is not given "
-                             "(default 4; 0: no budget)")
+                             f"(default {DEFAULT_MAX_MEMORY:g}; 0: no budget)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,20 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--out", default="masks", help="folder for one PNG mask per frame, preview.mp4, scores.json")
     seg.add_argument("--preview", action=argparse.BooleanOptionalAction, default=True,
                      help="write preview.mp4 (mask overlaid) and scores.json (per-frame scores)")
-    _model_arguments(seg, "cpu")
+    model_arguments(seg, "cpu")
     seg.set_defaults(func=segment)
-    ann = sub.add_parser("annotate", help="pre-annotate many videos into a studio project (resumable; under "
-                                          "torchrun, one share of the videos per process)")
-    ann.add_argument("--videos", required=True, help="folder of video files and/or frame folders, or a text file "
-                                                     "listing them (one path a line)")
-    ann.add_argument("--expressions", required=True, help="Ref-Youtube-VOS meta_expressions.json, or json/csv "
-                                                          "records: video, obj_id, expression[, category]")
-    ann.add_argument("--out", required=True, help="project folder: created, or continued when it exists")
-    ann.add_argument("--export", nargs=2, metavar=("FORMAT", "DIR"), help="also export the project at the end "
-                                                                         "(ytvos, ytvis or coco)")
-    ann.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-    _model_arguments(ann, "auto")
-    ann.set_defaults(func=annotate)
     return parser
 
 

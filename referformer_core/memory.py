@@ -16,27 +16,11 @@ is the decoder's peak: the four backbone outputs ``C_l`` at strides ``s_l`` = 4,
 holds, plus ``DECODER_MAPS`` maps ``hidden`` wide at stride 4 (the cross-modal FPN's finest level with its position
 encodings, attention inputs and residuals; the projections and encoder memory at strides 8-64 are folded in).
 
-The two constants were calibrated with :func:`calibrate` (the growth of the peak RSS, ``VmHWM``, between two
-window lengths, one child process per measurement; 2 CPU threads, torch 2.14, glibc; a shared machine, so the
-repeated measurements spread by about 10%):
-
-    config (backbone, hidden)            frames      per frame             floats per pixel
-    resnet50 (ResNet-50, 256)            360 x 640   190-211 MB            207-229  (peak in the decoder)
-    tiny, hidden 256 (EffNet-Lite0, 256) 96 x 160    11.9 MB               194      (peak in the decoder)
-                                         128 x 224   27.2 MB               237
-    small (EffNet-Lite0, 96)             360 x 640   62-100 MB             67-108   (peak in the backbone)
-    tiny (EffNet-Lite0, 64)              96 x 160    3.5 MB                57       (peak in the backbone)
-
-Over their backbone outputs (30 and 3 floats per pixel) the decoder rows leave at most 199 and 234 floats per
-pixel: 12.4 and 14.6 maps of 16 (hidden 256 at stride 4). So ``DECODER_MAPS = 15`` and ``BACKBONE_FLOATS = 110``,
-both rounded up: the estimate errs on the large side (ResNet-50 at 360 x 640: 270 floats, 249 MB per frame; the
-backbone floor is up to twice the EfficientNet measurements). ResNet-50 grows linearly from 1 to 8 frames (to
-within 10%). Other backbones (Swin, Video Swin) use the same formula uncalibrated; more threads add per-thread
-workspaces to the fixed part. "GB" in this project's budgets means GiB (2^30 bytes).
-
-With freed memory kept for reuse within a window (:func:`reuse_freed_memory`, as the pipeline runs on the CPU since
-2026-11-26) the same measurement gave 219 MiB per frame (249 floats per pixel) for ResNet-50 and 85 MiB (96) for
-``small``, both at 360 x 640: still under the estimate (237 and 97 MiB), with less to spare (8% and 12%).
+The two constants are calibrated with :func:`calibrate` (the growth of the peak RSS, ``VmHWM``, between two window
+lengths, one child process per measurement) on the backbones' decoder and backbone peaks, and rounded up so that the
+estimate errs on the large side: ``DECODER_MAPS = 15``, ``BACKBONE_FLOATS = 110``. The measurements behind them are
+in ``benchmarks/bench_window.py``. Other backbones (Swin, Video Swin) use the same formula uncalibrated; more
+threads add per-thread workspaces to the fixed part. "GB" in this project's budgets means GiB (2^30 bytes).
 """
 from __future__ import annotations
 
@@ -52,10 +36,9 @@ from typing import Any
 import torch
 
 from .config import ReferFormerConfig
+from .settings import DEFAULT_MAX_MEMORY  # noqa: F401  (the default budget, GiB; defined with the run settings)
 
 GIB = 1 << 30
-DEFAULT_MAX_MEMORY = 4.0
-"""The default budget, in GB (GiB), of a segmentation's peak RSS."""
 RUNTIME_BYTES = 860 << 20
 """RSS before any weights: 744 MiB measured after importing the predictor, transformers, timm, PyAV and OpenCV on
 this project's CPU machine, plus the window-independent part of a forward pass (66-105 MiB for ResNet-50)."""

@@ -26,34 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .candidate_ranker import TrackDescription, mean_score_logits, pool_descriptors
+from .candidate_ranker import TrackDescription, mean_score_logits, mean_scores, pool_descriptors
 from .memory import budget_window, release_memory, reuse_freed_memory
 from .referformer import ReferFormer, TextFeatures
 from .refine import guided_filter
+from .settings import SHORT_SIDE, THRESHOLD, WINDOW, RunSettings, resolve_settings
 from .text import tokenize
 from .video import FrameBuffer, iter_frames, normalize_frames, resize_frame
 
-SHORT_SIDE = 360
-WINDOW = 36
-THRESHOLD = 0.5
 Video = str | Path | np.ndarray | Iterable
-
-
-@dataclass(frozen=True)
-class InferenceOptions:
-    """How frames become masks: resize ``short_side``; ``window`` frames per forward pass (``None``: the whole
-    video in one pass, as the official code), the first pass ``first_window`` frames when given; mask
-    ``threshold``; ``autocast`` dtype (``None``: float32); ``max_memory``: on the CPU, a budget in GB (GiB) of
-    peak RSS that shortens the windows to fit (:func:`choose_window`; ``None``: no budget)."""
-
-    short_side: int = SHORT_SIDE
-    window: int | None = WINDOW
-    first_window: int | None = None
-    threshold: float = THRESHOLD
-    autocast: torch.dtype | None = None
-    max_memory: float | None = None
-    refine: bool = False
-    """Refine each mask with the frame's colour edges (:func:`upsample_masks`); the official code does not."""
 
 
 @dataclass
@@ -79,7 +60,7 @@ class ObjectResult:
         the mean over frames of the query's class score."""
         if self.ranking is not None:
             return self.ranking.softmax(0)
-        return self.logits.sigmoid().mean(0)
+        return mean_scores(self.logits)
 
     @property
     def best_query(self) -> int:
@@ -215,7 +196,7 @@ def _tensors(result: ObjectResult) -> tuple[Tensor, Tensor, Tensor]:
 
 def best_query(logits: Tensor) -> int:
     """The query with the best mean score over frames: ``logits [T, Q]`` class logits."""
-    return int(logits.sigmoid().mean(0).argmax())
+    return int(mean_scores(logits).argmax())
 
 
 def mask_probs(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
@@ -239,22 +220,26 @@ def upsample_masks(mask_logits: Tensor, size: tuple[int, int], threshold: float 
 
 
 def segment_video(model: ReferFormer, tokenizer, video: Video, expressions: list[str],
-                  options: InferenceOptions = InferenceOptions(), device: str | torch.device = "cpu") -> np.ndarray:
+                  settings: RunSettings = RunSettings()) -> np.ndarray:
     """Every step: ``[N, T, H, W]`` bool masks, at the original size, of the objects the N ``expressions`` name.
 
-    ``video``: a path, an array ``[T, H, W, 3]`` uint8 or an iterable of frames. ``model`` must be on ``device``.
+    ``video``: a path, an array ``[T, H, W, 3]`` uint8 or an iterable of frames. ``model`` must be on
+    ``settings.device``; settings left open take the defaults for ``model`` (:func:`resolve_settings`).
     """
-    frames, orig_size = prepare_frames(video, options.short_side)
-    window = choose_window(model, frames, len(expressions), options.window, options.max_memory, device)
-    bounds = window_bounds(len(frames), window, options.first_window)
+    if not settings.resolved:
+        settings = resolve_settings(settings, {}, model.config.backbone)
+    device = torch.device(settings.device)
+    frames, orig_size = prepare_frames(video, settings.short_side)
+    window = choose_window(model, frames, len(expressions), settings.frames_per_pass, settings.budget, device)
+    bounds = window_bounds(len(frames), window, settings.first_window)
     results: list[ObjectResult] = []
-    for _start, _end, results in run_windows(model, tokenizer, frames, expressions, bounds, torch.device(device),
-                                             options.autocast):
+    for _start, _end, results in run_windows(model, tokenizer, frames, expressions, bounds, device,
+                                             settings.autocast_dtype):
         pass
     out = np.empty((len(expressions), len(frames), *orig_size), dtype=bool)
     for i, result in enumerate(results):
         query = result.best_query
         for start, end in bounds:
-            out[i, start:end] = upsample_masks(result.mask_logits[start:end, query], orig_size, options.threshold,
-                                               frames[start:end] if options.refine else None)
+            out[i, start:end] = upsample_masks(result.mask_logits[start:end, query], orig_size, settings.threshold,
+                                               frames[start:end] if settings.refine else None)
     return out

@@ -7,13 +7,11 @@ deformable-attention kernel reads the bfloat16 values as they are, summing in fl
 The default is fp32, except on a CPU that computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16``; elsewhere
 bfloat16 is emulated and slower than fp32) running a backbone in ``BF16_VERIFIED_BACKBONES``: those whose binary
 masks under bf16 agree with fp32's on at least ``BF16_MIN_MASK_AGREEMENT`` of the pixels, on their parity fixture
-and on a generated video (today only the bundled model's; ``tests/core/test_precision.py`` checks it).
+and on a generated video (today only the bundled model's; ``benchmarks/bench_precision.py`` measures it).
 
-For a command line::
-
-    parser.add_argument("--precision", choices=PRECISIONS, help="default: see default_precision")
-    precision = resolve_precision(args.precision, device, model.config.backbone)
-    predictor = VideoPredictor(model, tokenizer, device, autocast=autocast_for(precision, device))
+A run names its precision in its settings (``RunSettings(precision="bf16")``; ``None``: the default), which
+:func:`~referformer_core.settings.resolve_settings` resolves with :func:`resolve_precision` for the device and the
+checkpoint's backbone.
 """
 from __future__ import annotations
 
@@ -103,13 +101,6 @@ def resolve_precision(requested: str | None, device: torch.device | str, backbon
     """The precision to run: ``requested`` (checked by :func:`check_precision`) or, when ``None``,
     :func:`default_precision` for ``device`` and ``backbone``."""
     return default_precision(device, backbone) if requested is None else check_precision(requested, device)
-
-
-def autocast_for(precision: str, device: torch.device | str) -> str | None:
-    """The predictor's ``autocast`` argument for ``precision``: ``None`` for fp32, ``"bf16"``, or ``"fp16"``
-    (CUDA only). ``ValueError`` for an unknown precision or fp16 off CUDA."""
-    precision = check_precision(precision, device)
-    return None if precision == "fp32" else precision
 
 
 def mask_agreement(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> float:

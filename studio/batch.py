@@ -1,7 +1,7 @@
 """Batch pre-annotation (``referformer annotate``): the model over many videos into a project the studio opens.
 
     summary = annotate(AnnotateOptions(videos="videos/", expressions="meta_expressions.json", out="project/",
-                                       checkpoint="r50_refytvos_joint.pth", text_encoder="roberta-base"))
+                                       settings=RunSettings(checkpoint="r50_refytvos_joint.pth", device="auto")))
 
 One process, or one per GPU under ``torchrun``: rank 0 reads the inputs, opens (or creates) the project and sends
 every process its share of the videos (balanced by frame count); each process runs the model on its own device and
@@ -17,7 +17,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,13 @@ from annotations import Project, export_project
 from annotations import rle as rle_mod
 from annotations.store import DB_NAME
 from referformer_core.errors import ReferFormerError
-from referformer_core.memory import DEFAULT_MAX_MEMORY
 from referformer_core.predictor import VideoPredictor
 from referformer_core.progress import end_progress, show_progress
+from referformer_core.settings import RunSettings
 from train.distributed import DistributedContext, init_distributed, shutdown_distributed
 
-from .batch_inputs import ObjectSpec, VideoSource, balance, list_videos, read_expressions, working_frames
-from .batch_results import Ledger, ObjectResult, VideoResult
+from .batch_inputs import ObjectSpec, VideoSource, balance, list_videos, read_object_specs, working_frames
+from .batch_results import Ledger, ObjectAnnotation, VideoResult
 
 REVIEW_FIRST = 5
 Log = Callable[[str], None]
@@ -43,20 +43,15 @@ class BatchError(ReferFormerError):
 
 @dataclass
 class AnnotateOptions:
-    """What ``referformer annotate`` takes; ``export`` is ``(format, folder)``, ``window`` 0/None = whole video;
-    ``checkpoint``/``text_encoder``/``short_side`` None: the bundled model / the checkpoint's own choices."""
+    """What ``referformer annotate`` takes: the inputs, the project folder ``out``, the model's run ``settings``
+    (device ``"auto"``: each process's own GPU under ``torchrun``, else the GPU or the CPU), every ``stride``-th
+    frame, and ``export`` ``(format, folder)`` at the end."""
 
     videos: str
     expressions: str
     out: str
-    checkpoint: str | None = None
-    text_encoder: str | None = None
-    device: str = "auto"
-    precision: str | None = None
-    short_side: int | None = None
+    settings: RunSettings = field(default_factory=lambda: RunSettings(device="auto"))
     stride: int = 1
-    window: int | str | None = "auto"
-    max_memory: float | None = DEFAULT_MAX_MEMORY
     export: tuple[str, str] | None = None
     progress: bool = True
     poll_seconds: float = 1.0
@@ -92,24 +87,21 @@ class Summary:
 
 def annotate(options: AnnotateOptions, log: Log | None = None) -> Summary | None:
     """Run the batch pass; returns the summary on rank 0 (None on the other ranks)."""
-    ctx = init_distributed(options.device)
+    ctx = init_distributed(options.settings.device)
     log = log or _stderr_log(ctx)
     try:
-        predictor = VideoPredictor.from_checkpoint(
-            options.checkpoint, text_encoder=options.text_encoder, device=ctx.device,
-            short_side=options.short_side, window=options.window or None, precision=options.precision,
-            max_memory=options.max_memory)
+        predictor = VideoPredictor.from_settings(replace(options.settings, device=str(ctx.device)))
         return _run(options, ctx, predictor, log)
     finally:
         shutdown_distributed()
 
 
-def segment_video(predictor: VideoPredictor, source: VideoSource, objects: list[ObjectSpec], stride: int = 1,
+def annotate_video(predictor: VideoPredictor, source: VideoSource, objects: list[ObjectSpec], stride: int = 1,
                   on_frames: Callable[[int, int], None] | None = None) -> VideoResult:
     """Run the model on one video at the working size. Each object keeps the expression with the best mean score;
     its masks (RLE of ``[h, w]`` bool) and per-frame scores ``[T]`` go in the result. ``on_frames(done, total)``."""
     start = time.perf_counter()
-    state = predictor.init_state(working_frames(source, predictor.short_side, stride))
+    state = predictor.init_state(working_frames(source, predictor.settings.short_side, stride))
     total = state.num_frames
     ids: dict[int, list[int]] = {}
     for i, obj in enumerate(objects):
@@ -129,11 +121,11 @@ def segment_video(predictor: VideoPredictor, source: VideoSource, objects: list[
     for t, obj_ids, masks in predictor.propagate_in_video(state):
         for pid, mask in zip(obj_ids, masks):
             counts[pid][t] = rle_mod.encode(mask)["counts"]
-    results = [ObjectResult(obj.obj_id, obj.category, list(obj.expressions), used[i],
+    results = [ObjectAnnotation(obj.obj_id, obj.category, list(obj.expressions), used[i],
                             [float(s) for s in predictor.frame_scores(state, ids[i][used[i]])], counts[ids[i][used[i]]])
                for i, obj in enumerate(objects)]
     h, w = state.orig_size
-    return VideoResult(source.name, asdict(source), stride, predictor.short_side, source.fps(stride), h, w,
+    return VideoResult(source.name, asdict(source), stride, predictor.settings.short_side, source.fps(stride), h, w,
                        source.frame_names(stride), [t * stride for t in range(total)],
                        time.perf_counter() - start, results)
 
@@ -158,7 +150,7 @@ def _run(options: AnnotateOptions, ctx: DistributedContext, predictor: VideoPred
     for job in share:
         source = VideoSource(**job["source"])
         try:
-            result = segment_video(predictor, source, [ObjectSpec(**o) for o in job["objects"]], options.stride,
+            result = annotate_video(predictor, source, [ObjectSpec(**o) for o in job["objects"]], options.stride,
                                    on_frames=lambda done, total: progress.frames(done))
         except ReferFormerError as e:
             failed[source.name] = str(e)
@@ -181,7 +173,7 @@ def _run(options: AnnotateOptions, ctx: DistributedContext, predictor: VideoPred
 def _plan(options: AnnotateOptions, world_size: int, log: Log) -> tuple[Project, dict[str, Any]]:
     """Rank 0: read the inputs, open or create the project, recover a killed run, split the remaining videos."""
     sources = {s.name: s for s in list_videos(options.videos)}
-    objects = read_expressions(options.expressions)
+    objects = read_object_specs(options.expressions)
     out = Path(options.out)
     project = Project.open(out) if (out / DB_NAME).is_file() else Project.create(out)
     ledger = Ledger(out)

@@ -1,7 +1,7 @@
 """Inputs of ``referformer annotate``: the videos (files or frame folders), the expressions, the shares per process.
 
     sources = list_videos("videos/")                  # a folder of video files / frame folders, or a .txt list
-    objects = read_expressions("meta_expressions.json")   # {video: [ObjectSpec]}; also json/csv records
+    objects = read_object_specs("meta_expressions.json")   # {video: [ObjectSpec]}; also json/csv records
     shares = balance(jobs, world_size)                # by frame count, largest first onto the lightest process
 
 A video is a file PyAV reads (its frames decoded as a stream) or a folder of images (Ref-Youtube-VOS
@@ -18,9 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from annotations.checks import load_json
+from annotations.checks import expressions_field, load_json
 from annotations.errors import EditError, FormatError
 from annotations.store import safe_frame_name
+from annotations.ytvos import read_meta_expressions
 from referformer_core.errors import ReferFormerError, VideoError
 from referformer_core.video import iter_frames, iter_video_frames, probe_video, resize_frame
 
@@ -118,7 +119,7 @@ def list_videos(arg: str | Path) -> list[VideoSource]:
     return list(sources.values())
 
 
-def read_expressions(path: str | Path) -> dict[str, list[ObjectSpec]]:
+def read_object_specs(path: str | Path) -> dict[str, list[ObjectSpec]]:
     """``{video: [ObjectSpec]}`` from a Ref-Youtube-VOS ``meta_expressions.json``, a json list of records, or a csv.
 
     Records (json objects or csv rows with a header) have ``video, obj_id, expression[, category]``; an object's
@@ -132,7 +133,7 @@ def read_expressions(path: str | Path) -> dict[str, list[ObjectSpec]]:
     else:
         data = load_json(path)
         if isinstance(data, dict) and isinstance(data.get("videos"), dict):
-            records = _meta_records(path, data["videos"])
+            records = _meta_records(path)
         elif isinstance(data, dict) and isinstance(data.get("annotations"), list):
             records = data["annotations"]
         elif isinstance(data, list):
@@ -156,18 +157,10 @@ def balance(frame_counts: dict[str, int], parts: int) -> list[list[str]]:
     return [sorted(share) for share in shares]
 
 
-def _meta_records(path: Path, videos: dict) -> list[dict]:
-    records = []
-    for video, entry in videos.items():
-        expressions = entry.get("expressions") if isinstance(entry, dict) else None
-        if not isinstance(expressions, dict):
-            raise FormatError(path, f"videos.{video}.expressions", "missing or not an object")
-        for key, exp in expressions.items():
-            if not isinstance(exp, dict):
-                raise FormatError(path, f"videos.{video}.expressions.{key}", "not an object")
-            records.append({"video": video, "obj_id": exp.get("obj_id"), "expression": exp.get("exp"),
-                            "category": exp.get("category")})
-    return records
+def _meta_records(path: Path) -> list[dict]:
+    """Records of a Ref-Youtube-VOS ``meta_expressions.json``, read by the annotations package's reader."""
+    return [{"video": video.name, "obj_id": exp.obj_id, "expression": exp.text}
+            for video in read_meta_expressions(path) for exp in video.expressions]
 
 
 def _csv_records(path: Path) -> list[dict]:
@@ -198,11 +191,10 @@ def _group(path: Path, records: list) -> dict[str, list[ObjectSpec]]:
             obj_id = 0
         if obj_id <= 0:
             raise FormatError(path, f"{where}.obj_id", f"expected a positive integer, got {record.get('obj_id')!r}")
-        if not isinstance(text, str) or not text.strip():
-            raise FormatError(path, f"{where}.expression", f"expected a non-empty expression, got {text!r}")
+        text = expressions_field(path, [text], f"{where}.expression")[0]
         category = record.get("category") or "object"
         known = gathered.setdefault(video, {}).setdefault(obj_id, (str(category), []))
-        known[1].append(text.strip())
+        known[1].append(text)
     return {video: [ObjectSpec(o, cat, tuple(texts)) for o, (cat, texts) in sorted(objects.items())]
             for video, objects in gathered.items()}
 

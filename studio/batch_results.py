@@ -33,7 +33,7 @@ MASKS_PER_EDIT = 256  # masks decoded and stored per store edit, bounding memory
 
 
 @dataclass
-class ObjectResult:
+class ObjectAnnotation:
     """One object's model pass: the expression used (best mean score of its expressions), per-frame ``scores [T]``
     and ``masks [T]`` as COCO RLE counts at the working size."""
 
@@ -63,7 +63,7 @@ class VideoResult:
     frame_names: list[str] | None
     source_indices: list[int]
     seconds: float
-    objects: list[ObjectResult] = field(default_factory=list)
+    objects: list[ObjectAnnotation] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
@@ -79,7 +79,7 @@ class VideoResult:
     @classmethod
     def from_json(cls, data: bytes) -> "VideoResult":
         raw = json.loads(data)
-        raw["objects"] = [ObjectResult(**o) for o in raw["objects"]]
+        raw["objects"] = [ObjectAnnotation(**o) for o in raw["objects"]]
         return cls(**raw)
 
 

@@ -2,7 +2,8 @@
 
 Candidates are the model's other queries for the object; their masks are made on demand for the frames
 shown or chosen, never every query x every frame at full size. A picked candidate and a painted mask are a
-person's decision, so they are stored with origin ``hand`` (a later model run leaves them alone).
+person's decision, so they are stored with origin ``hand``, which :attr:`annotations.Origin.by_person` counts as a
+person's (a later model run keeps it, review never flags it as low score).
 """
 from __future__ import annotations
 

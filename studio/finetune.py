@@ -51,7 +51,7 @@ from typing import Any, Literal
 from annotations import AnnotationError, Dataset, Project
 from annotations import rle
 from annotations.ytvos import export_ytvos
-from train.data import TrainingDataError, read_expressions, split_by_video
+from train.data import TrainingDataError, clip_count, read_expressions, split_by_video, steps_per_epoch
 
 from .errors import StudioError
 
@@ -357,8 +357,8 @@ def _prepare(dataset: Dataset, folder: Path, options: FinetuneOptions) -> dict[s
     train, held_out = split_by_video(records, options.val_fraction, options.seed)
     if not train or not held_out:
         raise StudioError("fine-tuning needs reviewed frames with expressions in at least 2 videos")
-    items = sum(math.ceil(len(r.frames) / options.num_frames) for r in train)
-    per_epoch = items // options.batch_size
+    items = clip_count(train, options.num_frames)
+    per_epoch = steps_per_epoch(items, options.batch_size)
     if per_epoch == 0:
         raise StudioError(f"the reviewed labels give {items} training clip(s), fewer than one batch of "
                           f"{options.batch_size}")

@@ -4,9 +4,14 @@ The object's motion from one frame to the next is the similarity transform that 
 inside its mask (see :func:`object_motion`): rigid motion, turning and scaling are followed exactly, while
 parts that move on their own (a swinging arm) are not; the drift checks below stop it when that matters.
 From a frame whose mask a person drew or fixed, the mask is warped frame by frame, forward and/or backward,
-and stored with origin ``propagated`` as one undoable edit. It stops at the next frame a person edited, after
+and stored with origin ``propagated`` as one undoable edit. It stops at the next frame a person drew (origin
+``hand``), after
 ``max_frames``, or where the warped mask has drifted: its area changed too much from the corrected one, it
 vanished, or a confident model mask on that frame disagrees with it.
+
+Stopping at ``hand`` only is its own decision, not :attr:`annotations.Origin.by_person`: a drawn frame is a fixed
+point the flow must not cross, while earlier ``propagated`` or ``tracked`` masks are what a new propagation from a
+corrected frame is meant to replace.
 """
 from __future__ import annotations
 

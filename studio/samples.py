@@ -1,6 +1,6 @@
 """The sample videos shipped with the studio: short generated clips the bundled model knows, with expressions.
 
-``samples.json`` beside them records how each was generated (``train.world`` split, seed, index, size), so its
+``samples.json`` beside them records how each was generated (``train.bundled.world`` split, seed, index, size), so its
 ground truth can be regenerated exactly (the tests do).
 """
 from __future__ import annotations

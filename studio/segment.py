@@ -40,7 +40,7 @@ def load_state(project: Project, video: str, predictor: VideoPredictor) -> Infer
     return predictor.init_state(project.read_frame(video, t) for t in range(count))
 
 
-def segment_video(project: Project, video: str, predictor: VideoPredictor, obj_ids: Sequence[int] | None = None,
+def segment_into_project(project: Project, video: str, predictor: VideoPredictor, obj_ids: Sequence[int] | None = None,
                   overwrite_edits: bool = False, state: InferenceState | None = None) -> Iterator[SegmentProgress]:
     """Segment objects ``obj_ids`` (default: all with an expression) of ``video``; yields after each window.
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from annotations import ObjectInfo, Project, ReviewState
 from referformer_core.predictor import InferenceState, VideoPredictor
+from referformer_core.settings import RunSettings
 from referformer_core.text import validate_expression
 
 from . import corrections, finetune, render, review
@@ -23,11 +24,11 @@ from .corrections import Candidate
 from .finetune import FinetuneOptions
 from .errors import StudioError
 from .media import VIDEO_SUFFIXES, ImportOptions, import_media, resolve_media_path
-from .model import ModelCache, ModelSpec
+from .model import ModelCache, describe
 from .projects import ProjectLibrary, View
 from .samples import get_sample
 from .propagate import propagate as propagate_mask
-from .segment import SegmentProgress, load_state, segment_video
+from .segment import SegmentProgress, load_state, segment_into_project
 
 MAX_CATEGORY_CHARS = 64
 KEPT_STATES = 2
@@ -40,7 +41,7 @@ class StudioConfig:
 
     projects_dir: Path
     downloads_dir: Path
-    model: ModelSpec = field(default_factory=ModelSpec)
+    model: RunSettings = field(default_factory=RunSettings)
     media_dirs: tuple[Path, ...] = ()
 
 
@@ -187,7 +188,7 @@ class Studio:
         video = self._video(view)
         obj_ids: Sequence[int] | None = None if all_objects else [self.current_object(view).obj_id]
         predictor, state = self._model_state(view, create=True)
-        yield from segment_video(self.project(view), video, predictor, obj_ids, overwrite_edits, state)
+        yield from segment_into_project(self.project(view), video, predictor, obj_ids, overwrite_edits, state)
 
     # ------------------------------------------------------------------ corrections
     def candidates(self, view: View) -> list[Candidate]:
@@ -315,7 +316,7 @@ class Studio:
     # ------------------------------------------------------------------ fine-tuning
     def finetune_start(self, view: View, options: FinetuneOptions = FinetuneOptions()) -> tuple[View, str]:
         """Fine-tune this project's model on its reviewed frames, in another process (the studio stays usable)."""
-        spec = self.model_spec(view)
+        spec = self.model_settings(view)
         if spec.checkpoint is None:
             raise StudioError("no model to fine-tune: start the studio with --checkpoint FILE")
         if options.working_size is None:
@@ -343,7 +344,7 @@ class Studio:
             return []
         return finetune.model_choices(self.project(view), self.config.model.checkpoint)
 
-    def model_spec(self, view: View) -> ModelSpec:
+    def model_settings(self, view: View) -> RunSettings:
         """The model of ``view``'s project: the checkpoint chosen for it (e.g. a fine-tuned one), else the
         studio's start-up one."""
         chosen = self.library.load_settings(view.project).get("checkpoint") if view.project else None
@@ -360,12 +361,12 @@ class Studio:
         settings = self.library.load_settings(view.project)
         settings["checkpoint"] = checkpoint or None
         self.library.save_settings(view.project, settings)
-        return view, f"model for project {view.project}: {self.model_spec(view).describe()}"
+        return view, f"model for project {view.project}: {describe(self.model_settings(view))}"
 
     # ------------------------------------------------------------------ internals
     def _model_state(self, view: View, create: bool) -> tuple[VideoPredictor, InferenceState | None]:
         """The predictor and the video's prepared frames and results (kept for the last few videos)."""
-        spec = self.model_spec(view)
+        spec = self.model_settings(view)
         predictor = self.models.get(spec)
         key = (view.project, self._video(view), spec)
         with self._lock:

@@ -28,6 +28,7 @@ from annotations.errors import AnnotationError
 from annotations.images import read_label_png
 from annotations.ytvos import read_meta_expressions
 from referformer_core.errors import ReferFormerError
+from referformer_core.text import normalize_expression
 from referformer_core.video import normalize_frames
 from train.transforms import AugmentOptions, Clip, augment_clip, resize
 
@@ -53,8 +54,8 @@ class ExpressionRecord:
 def read_expressions(root: str | Path) -> list[ExpressionRecord]:
     """Every expression of a Ref-Youtube-VOS-layout folder, in file order; ``TrainingDataError`` if unusable.
 
-    ``meta_expressions.json`` is read by :func:`annotations.ytvos.read_meta_expressions`; texts are lower-cased
-    with single spaces, as the official loader does, and blank ones skipped.
+    ``meta_expressions.json`` is read by :func:`annotations.ytvos.read_meta_expressions`; texts are put in the form the
+    model reads (:func:`referformer_core.text.normalize_expression`, as the official loader), blank ones skipped.
     """
     root = Path(root)
     if not root.is_dir():
@@ -75,7 +76,7 @@ def read_expressions(root: str | Path) -> list[ExpressionRecord]:
         for exp in video.expressions:
             if exp.obj_id is None:
                 raise TrainingDataError(f"{meta_path}: expression {video.name}/{exp.exp_id} has no obj_id")
-            text = " ".join(exp.text.lower().split())
+            text = normalize_expression(exp.text)
             if text:
                 records.append(ExpressionRecord(video.name, exp.exp_id, text, exp.obj_id, video.frames))
     if not records:
@@ -110,6 +111,22 @@ def sample_frame_indices(frame_id: int, num_frames: int, num_video_frames: int, 
         pool = outside if len(outside) >= missing else list(range(num_video_frames))
         indices += rng.choice(pool, size=missing, replace=len(pool) < missing).tolist()
     return sorted(indices[:num_frames])
+
+
+def clip_starts(record: ExpressionRecord, num_frames: int) -> range:
+    """The frames a record's training samples are centred on: every ``num_frames``-th (the official loader's)."""
+    return range(0, len(record.frames), num_frames)
+
+
+def clip_count(records: Sequence[ExpressionRecord], num_frames: int) -> int:
+    """How many training samples (clips) ``records`` give per epoch: :class:`ClipDataset`'s length."""
+    return sum(len(clip_starts(r, num_frames)) for r in records)
+
+
+def steps_per_epoch(num_items: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimiser steps per epoch over ``num_items`` samples: incomplete global batches are dropped
+    (:class:`EpochBatchSampler`)."""
+    return num_items // (batch_size * world_size)
 
 
 def read_frame(path: Path) -> np.ndarray:
@@ -193,7 +210,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        self.items = [(r, f) for r, rec in enumerate(self.records) for f in range(0, len(rec.frames), num_frames)]
+        self.items = [(r, f) for r, rec in enumerate(self.records) for f in clip_starts(rec, num_frames)]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -277,7 +294,7 @@ class EpochBatchSampler(torch.utils.data.Sampler):
         self.start_step = start_step
 
     def steps_per_epoch(self) -> int:
-        return self.num_items // (self.batch_size * self.world_size)
+        return steps_per_epoch(self.num_items, self.batch_size, self.world_size)
 
     def __len__(self) -> int:
         return max(0, self.steps_per_epoch() - self.start_step)

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from referformer_core.errors import ReferFormerError
-from referformer_core.pipeline import InferenceOptions, segment_video
+from referformer_core.pipeline import segment_video
+from referformer_core.settings import NO_LIMIT, WINDOW, RunSettings
 from referformer_core.referformer import ReferFormer
 from referformer_core.text import tokenize
 from train import metrics
@@ -60,7 +61,7 @@ def build_optimizer(model: ReferFormer, config: TrainConfig) -> torch.optim.Adam
     """AdamW over the four official parameter groups (in the official order, so optimiser states transfer),
     then ``REFINER_GROUP`` at ``lr_sentence_refiner`` when the model has one; a frozen text encoder gets
     ``requires_grad=False`` and an empty group. A ``CandidateRanker`` is frozen too: no loss here reaches it
-    (``python -m train.ranker`` trains it on the model's own candidates)."""
+    (``python -m train.bundled.ranker`` trains it on the model's own candidates)."""
     if config.freeze_text_encoder:
         model.text_encoder.requires_grad_(False)
     if model.candidate_ranker is not None:
@@ -156,15 +157,17 @@ def evaluate_held_out(model: ReferFormer, tokenizer, root: str | Path, records: 
     the expressions are shared out among the processes and the results gathered.
 
     Masks come from :func:`referformer_core.pipeline.segment_video`, the predictor's pipeline (float32, windows
-    of 36 frames, resized to ``config.eval_short_side``), so the score is the one a user of the checkpoint gets.
+    of ``WINDOW`` frames, no memory budget, resized to ``config.eval_short_side``), so the score is the one a user of
+    the checkpoint gets.
     """
     was_training = model.training
     model.eval()
-    options = InferenceOptions(short_side=config.eval_short_side)
+    settings = RunSettings(device=str(device), short_side=config.eval_short_side, window=WINDOW, max_memory=NO_LIMIT,
+                           refine=False, precision="fp32")
     results = []
     for record in records[rank::world_size]:
         clip = read_clip(Path(root), record, range(len(record.frames)))
-        pred = segment_video(model, tokenizer, clip.frames, [record.expression], options, device)[0]
+        pred = segment_video(model, tokenizer, clip.frames, [record.expression], settings)[0]
         results.append(metrics.j_and_f(pred, clip.masks))
     model.train(was_training)
     everything = [r for part in gather_objects(results) for r in part]

@@ -19,7 +19,7 @@ AP@0.5 and AP@0.75): each (expression, frame) pair is a sample with one candidat
 mask, ranked by its confidence (1 where no scores.json is given). The table goes
 to stdout, the json (summary and per-expression J, F) to ``--out`` (default
 ``<pred>/evaluation.json``). Where expressions carry ``"attributes": [...]`` (as
-``train.world`` writes them), J&F, J and F are also averaged per attribute.
+``train.bundled.world`` writes them), J&F, J and F are also averaged per attribute.
 """
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from annotations import rle
+from referformer_core.text import normalize_expression
 from train.data import TrainingDataError, clip_target, frames_tensor, prepare_clip, read_frame
 from train.transforms import AugmentOptions, Clip
 
@@ -108,7 +109,7 @@ def read_refexp(json_path: str | Path, images: str | Path) -> list[RefExpRecord]
             if not (images / file_name).is_file():
                 raise TrainingDataError(f"{images / file_name} listed in {json_path.name} does not exist")
             checked.add(file_name)
-        expression = " ".join(caption.lower().split())
+        expression = normalize_expression(caption)
         if expression:
             records.append(RefExpRecord(image_id, file_name, height, width, expression, tuple(objects[image_id])))
     if not records:

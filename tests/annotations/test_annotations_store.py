@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from annotations import EditError, Origin, Project, ProjectError, ReviewState, SchemaVersionError
+from referformer_core.errors import ExpressionError
 from annotations_testkit import box_mask, frames, make_project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,7 +116,7 @@ def test_objects_expressions_and_categories(tmp_path):
     assert project.add_object("v1", [], obj_id=9).obj_id == 9
     with pytest.raises(EditError, match="object 9 already exists"):
         project.add_object("v1", [], obj_id=9)
-    with pytest.raises(EditError, match="non-empty strings"):
+    with pytest.raises(ExpressionError, match="expression is empty"):
         project.add_object("v1", ["  "])
     with pytest.raises(EditError, match="no video named 'nope'"):
         project.add_object("nope", ["x"])
@@ -338,7 +339,7 @@ def test_import_dataset_is_all_or_nothing_even_when_copying_fails(tmp_path, monk
             raise OSError("disk full")
         return original(src, dst)
 
-    monkeypatch.setattr("annotations.bridge.shutil.copyfile", failing_copy)
+    monkeypatch.setattr("annotations.store.shutil.copyfile", failing_copy)
     with pytest.raises(OSError, match="disk full"):
         target.import_dataset(source.dataset())
     assert [v.name for v in target.videos()] == ["existing"]

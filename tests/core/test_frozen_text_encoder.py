@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from referformer_core import bundled
-from referformer_core.bundled import choose_model
+from referformer_core.settings import RunSettings, read_settings
 from referformer_core.checkpoint import TEXT_WEIGHTS_KEY, checkpoint_text_encoder, load_checkpoint, save_checkpoint
 from referformer_core.config import get_config
 from referformer_core.errors import CheckpointError, TextEncoderNotFoundError
@@ -63,21 +63,28 @@ def test_an_unknown_text_encoder_name_is_one_readable_error(small_with_minilm, t
         load_checkpoint(path)
 
 
-def test_choose_model_fills_in_from_the_checkpoint(small_with_minilm, tmp_path, monkeypatch):
+def test_run_settings_fill_in_from_the_checkpoint(small_with_minilm, tmp_path, monkeypatch):
+    def resolved(checkpoint=None, **overrides) -> RunSettings:
+        return read_settings(RunSettings(checkpoint=checkpoint, **overrides), mmap=True)[0]
+
     path = tmp_path / "small.pth"
-    save_checkpoint(small_with_minilm, path, MINILM, short_side=240)
-    choice = choose_model(path)
-    assert (choice.text_encoder, choice.short_side, choice.bundled) == (MINILM, 240, False)
-    assert choose_model(path, "my-tokenizer", 300).text_encoder == "my-tokenizer"
-    assert choose_model(path, None, 300).short_side == 300
+    save_checkpoint(small_with_minilm, path, MINILM, short_side=240, window=12, refine_masks=True)
+    settings = resolved(str(path))
+    assert (settings.text_encoder, settings.short_side, settings.window, settings.refine) == (MINILM, 240, 12, True)
+    assert settings.precision in ("fp32", "bf16") and settings.resolved
+    assert resolved(str(path), text_encoder="my-tokenizer").text_encoder == "my-tokenizer"
+    assert resolved(str(path), short_side=300, window=0, refine=False) == RunSettings(
+        str(path), MINILM, "cpu", 300, 0, refine=False, precision=settings.precision)
     official = tmp_path / "official_like.pth"
     save_checkpoint(small_with_minilm, official)
-    assert (choose_model(official).text_encoder, choose_model(official).short_side) == ("roberta-base", 360)
+    official_settings = resolved(str(official))
+    assert (official_settings.text_encoder, official_settings.short_side, official_settings.window,
+            official_settings.refine) == ("roberta-base", 360, 36, False)
     monkeypatch.setattr(bundled, "BUNDLED_CHECKPOINT", path)
-    assert choose_model().checkpoint == path and choose_model().bundled
+    assert resolved() == settings
 
 
 def test_a_missing_bundled_model_names_the_way_out(tmp_path, monkeypatch):
     monkeypatch.setattr(bundled, "BUNDLED_CHECKPOINT", tmp_path / "gone.pth")
     with pytest.raises(CheckpointError, match="missing from this install.*--checkpoint"):
-        choose_model()
+        read_settings(RunSettings())

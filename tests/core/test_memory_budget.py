@@ -109,42 +109,33 @@ def test_the_checkpoints_window_bounds_the_budget_window(recipe_model, tokenizer
     save_checkpoint(recipe_model, path, window=3)
     state = VideoPredictor(recipe_model, None, short_side=48).init_state(make_video(t=8))
     loaded = VideoPredictor.from_checkpoint(path, text_encoder=str(tokenizer_dir), short_side=48)
-    assert loaded.window_for(state) == 3 and loaded.max_memory == memory.DEFAULT_MAX_MEMORY
+    assert loaded.window_for(state) == 3 and loaded.settings.max_memory == memory.DEFAULT_MAX_MEMORY
     explicit = VideoPredictor.from_checkpoint(path, text_encoder=str(tokenizer_dir), short_side=48, window=5)
-    assert explicit.window_for(state) == 5 and explicit.max_memory is None
+    assert explicit.window_for(state) == 5 and explicit.settings.budget is None
 
 
 @pytest.fixture
-def predictor_kwargs(monkeypatch):
-    """The keyword arguments a command gives ``VideoPredictor.from_checkpoint``, which then stops the command."""
-    seen = {}
+def run_settings(monkeypatch):
+    """The run settings a command gives ``VideoPredictor.from_settings``, which then stops the command."""
+    seen = []
 
-    def from_checkpoint(checkpoint, **kwargs):
-        seen.update(kwargs)
+    def from_settings(settings):
+        seen.append(settings)
         raise ReferFormerError("stop here")
 
-    monkeypatch.setattr(VideoPredictor, "from_checkpoint", from_checkpoint)
+    monkeypatch.setattr(VideoPredictor, "from_settings", from_settings)
     return seen
 
 
-@pytest.mark.parametrize("flags, passed", [
-    ([], {}),
-    (["--max-memory", "2.5"], {"max_memory": 2.5}),
-    (["--max-memory", "0"], {"max_memory": None}),
-    (["--max-memory", "1", "--window", "4"], {"max_memory": 1.0, "window": 4}),
+@pytest.mark.parametrize("flags, window, budget", [
+    ([], None, memory.DEFAULT_MAX_MEMORY),
+    (["--max-memory", "2.5"], None, 2.5),
+    (["--max-memory", "0"], None, None),
+    (["--max-memory", "1", "--window", "4"], 4, None),  # an explicit window wins over the budget
 ])
-def test_segment_passes_max_memory_on(predictor_kwargs, capsys, flags, passed):
+def test_segment_passes_max_memory_on(run_settings, capsys, flags, window, budget):
     assert main(["segment", "v.mp4", "x", *flags]) == 2 and "stop here" in capsys.readouterr().err
-    assert {k: predictor_kwargs[k] for k in ("max_memory", "window") if k in predictor_kwargs} == passed
-
-
-@pytest.mark.parametrize("flags, window", [([], "auto"), (["--window", "0"], None), (["--window", "3"], 3)])
-def test_annotate_follows_the_default_budget_unless_a_window_is_given(predictor_kwargs, capsys, tmp_path, flags,
-                                                                      window):
-    args = ["annotate", "--videos", str(tmp_path), "--expressions", str(tmp_path / "e.json"), "--out",
-            str(tmp_path / "out"), "--device", "cpu", "--no-progress", *flags]
-    assert main(args) == 2 and "stop here" in capsys.readouterr().err
-    assert predictor_kwargs["window"] == window
+    assert (run_settings[0].window, run_settings[0].budget) == (window, budget)
 
 
 def test_segment_rejects_a_negative_budget(capsys):

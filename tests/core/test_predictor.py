@@ -6,7 +6,7 @@ import torch
 from referformer_core.errors import ExpressionError, TextEncoderNotFoundError, VideoError
 from referformer_core.parity import postprocess
 from referformer_core.predictor import VideoPredictor
-from referformer_core.text import load_tokenizer, text_spec_from_pretrained, tokenize
+from referformer_core.text import load_tokenizer, normalize_expression, text_spec_from_pretrained, tokenize
 from referformer_core.video import normalize_frames, resize_frame
 
 
@@ -76,6 +76,20 @@ def test_bad_expressions(predictor, text):
     state = predictor.init_state(make_video(t=1))
     with pytest.raises(ExpressionError):
         predictor.add_expression(state, 1, text)
+
+
+def test_a_capitalised_oddly_spaced_expression_gives_the_masks_of_its_normalised_form(predictor):
+    """Checkpoints are trained on lower-case text: the model reads "The  Red   Car" as "the red car"."""
+    video = make_video(t=3)
+    assert normalize_expression("  The  Red\t  Car ") == "the red car"
+    assert np.array_equal(predictor.predict(video, "The  Red   Car"), predictor.predict(video, "the red car"))
+    state = predictor.init_state(video)
+    predictor.add_expression(state, 1, "The  Red   Car")
+    assert state.expressions[1] == "The Red Car"
+    ids, _ = tokenize(predictor.tokenizer, ["The  Red   Car"])
+    assert torch.equal(ids, tokenize(predictor.tokenizer, ["the red car"])[0])
+    lower_ids = predictor.tokenizer(["the red car"], return_tensors="pt")["input_ids"]
+    assert not torch.equal(predictor.tokenizer(["The Red Car"], return_tensors="pt")["input_ids"], lower_ids)
 
 
 def test_propagate_without_objects(predictor):

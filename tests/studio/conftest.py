@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio.model import ModelSpec
+from referformer_core.settings import RunSettings
 from studio.projects import ProjectLibrary
 from studio.session import Studio, StudioConfig
 
@@ -57,7 +57,7 @@ def library(tmp_path) -> ProjectLibrary:
 def studio(tmp_path, tiny_model) -> Studio:
     """A studio on the tiny model: frames at a 64-pixel short side, windows of 3 frames after a first one of 1."""
     checkpoint, tokenizer = tiny_model
-    spec = ModelSpec(str(checkpoint), str(tokenizer), short_side=64, window=3, first_window=1)
+    spec = RunSettings(str(checkpoint), str(tokenizer), short_side=64, window=3, first_window=1)
     s = Studio(StudioConfig(tmp_path / "projects", tmp_path / "downloads", spec))
     yield s
     s.close()

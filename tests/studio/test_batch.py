@@ -15,10 +15,10 @@ import torch
 
 from annotations import Project
 from referformer_core.checkpoint import save_checkpoint
-from referformer_core.cli import main
+from referformer_cli import main
 from referformer_core.config import get_config
 from referformer_core.referformer import ReferFormer
-from studio.batch_inputs import balance, list_videos, read_expressions, working_frames
+from studio.batch_inputs import balance, list_videos, read_object_specs, working_frames
 from train.synthetic import generate_dataset, write_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +115,7 @@ def test_inputs_formats_and_balance(inputs, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# two of them\n{inputs['videos'] / 'video001'}\n{inputs['videos'] / 'video003.mp4'}\n")
     assert [s.name for s in list_videos(listing)] == ["video001", "video003"]
-    from_csv, from_meta = read_expressions(inputs["csv"]), read_expressions(inputs["meta"])
+    from_csv, from_meta = read_object_specs(inputs["csv"]), read_object_specs(inputs["meta"])
     assert set(from_csv) == set(from_meta) == {"video000", "video001", "video002", "video003"}
     assert [(o.obj_id, o.expressions) for o in from_csv["video000"]] == \
         [(o.obj_id, o.expressions) for o in from_meta["video000"]]
@@ -123,7 +123,7 @@ def test_inputs_formats_and_balance(inputs, tmp_path):
     records = tmp_path / "records.json"
     records.write_text(json.dumps([{"video": "a", "obj_id": 2, "expression": "the cat"},
                                    {"video": "a", "obj_id": 2, "expression": "a small cat", "category": "cat"}]))
-    assert read_expressions(records)["a"][0].expressions == ("the cat", "a small cat")
+    assert read_object_specs(records)["a"][0].expressions == ("the cat", "a small cat")
     assert balance({"a": 10, "b": 6, "c": 5, "d": 1}, 2) == [["a", "d"], ["b", "c"]]
     frame = next(working_frames(sources[3], SHORT_SIDE))
     assert frame.shape == (48, 72, 3) and frame.dtype == np.uint8
@@ -239,7 +239,7 @@ def _env() -> dict:
 @pytest.mark.slow
 def test_kill_9_then_rerun_completes_the_project(inputs, checkpoint, tokenizer, reference, tmp_path):
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "referformer_core.cli", *_args(inputs, checkpoint, tokenizer, killed)]
+    command = [sys.executable, "-m", "referformer_cli", *_args(inputs, checkpoint, tokenizer, killed)]
     child = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     committed = killed / ".annotate" / "committed"
     deadline = time.time() + 120
@@ -257,7 +257,7 @@ def test_kill_9_then_rerun_completes_the_project(inputs, checkpoint, tokenizer, 
 def test_two_gloo_processes_match_one_process(inputs, checkpoint, tokenizer, reference, tmp_path):
     sharded = tmp_path / "sharded"
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "referformer_core.cli", *_args(inputs, checkpoint, tokenizer, sharded)],
+                           "-m", "referformer_cli", *_args(inputs, checkpoint, tokenizer, sharded)],
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "annotated 4 videos, 14 frames" in done.stdout and "2 process(es)" in done.stdout

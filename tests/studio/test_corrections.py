@@ -1,4 +1,6 @@
 """Corrections through the studio's API: candidates on demand, pick by thumbnail or click, brush, propagate."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -73,7 +75,8 @@ def test_a_click_picks_the_best_candidate_covering_it(studio, segmented):
     view = studio.goto(segmented, 1)
     predictor, state = studio._model_state(view, create=False)
     # random weights: put the threshold mid-way through this frame's mask probabilities so candidates differ
-    predictor.threshold = float(state.results[1].mask_logits[1].sigmoid().median())
+    median = float(state.results[1].mask_logits[1].sigmoid().median())
+    predictor.settings = replace(predictor.settings, threshold=median)
     scores = predictor.query_scores(state, 1)
     masks = {q: predictor.query_masks(state, 1, q, range(1, 2))[0][0] for q in range(5)}
     covered = np.argwhere(np.any(np.stack(list(masks.values())), 0))

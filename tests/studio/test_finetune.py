@@ -152,11 +152,11 @@ def test_the_bundled_model_fine_tunes_at_its_working_size_from_the_studio(tmp_pa
     size, and its checkpoint stays weights-plus-encoder-name and loads for segmenting."""
     from referformer_core.bundled import BUNDLED_CHECKPOINT
     from referformer_core.predictor import VideoPredictor
-    from studio.model import model_spec
+    from studio.model import startup_settings
     from studio.session import Studio, StudioConfig, View
 
-    spec = model_spec(None, None, "cpu", None)
-    assert spec.checkpoint == str(BUNDLED_CHECKPOINT) and spec.short_side == 192 and spec.refine_masks
+    spec = startup_settings(None, None, "cpu", None)
+    assert spec.checkpoint == str(BUNDLED_CHECKPOINT) and spec.short_side == 192 and spec.refine
     studio = Studio(StudioConfig(tmp_path / "projects", tmp_path / "downloads", spec))
     try:
         project = studio.library.create("shapes")
@@ -180,6 +180,6 @@ def test_the_bundled_model_fine_tunes_at_its_working_size_from_the_studio(tmp_pa
         masks = predictor.predict(np.zeros((2, 64, 96, 3), np.uint8), "the red circle")
         assert masks.shape == (2, 64, 96)
         studio.select_model(View(project="shapes"), str(latest))  # the fine-tuned model keeps the refinement
-        assert studio.models.get(studio.model_spec(View(project="shapes"))).refine_masks
+        assert studio.models.get(studio.model_settings(View(project="shapes"))).settings.refine
     finally:
         studio.close()

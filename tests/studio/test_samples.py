@@ -16,7 +16,7 @@ def test_three_samples_ship_with_their_expressions():
 
 
 def test_a_sample_mp4_is_its_generated_video():
-    world = pytest.importorskip("train.world")
+    world = pytest.importorskip("train.bundled.world")
     sample = get_sample("sample_2")
     frames, labels, expressions = world.render_video(world.video_spec(sample.split, sample.seed, sample.index,
                                                                       sample.num_frames, sample.height, sample.width))
@@ -63,24 +63,24 @@ def test_the_studio_predictor_keeps_to_the_memory_budget(studio):
 
     spec = studio.config.model
     predictor = studio.models.get(spec)
-    assert predictor.max_memory == DEFAULT_MAX_MEMORY and predictor.window == spec.window
+    assert predictor.settings.max_memory == DEFAULT_MAX_MEMORY and predictor.settings.window == spec.window
 
 
 def test_the_studio_memory_budget_comes_from_its_command_line(tiny_model):
     """``python app.py --max-memory GB`` reaches the predictor (0: no budget); a budget below one frame's
     activations leaves one frame per forward pass."""
     import app
-    from studio.model import ModelCache, model_spec
+    from studio.model import ModelCache, startup_settings
 
     checkpoint, tokenizer = tiny_model
     assert app.parse_args([]).max_memory == 4.0
     for flag, expected in (("1.5", 1.5), ("0", None)):
         args = app.parse_args(["--checkpoint", str(checkpoint), "--text-encoder", str(tokenizer), "--max-memory", flag])
-        spec = model_spec(args.checkpoint, args.text_encoder, "cpu", 64, args.max_memory or None)
-        assert spec.max_memory == expected and ModelCache().get(spec).max_memory == expected
+        spec = startup_settings(args.checkpoint, args.text_encoder, "cpu", 64, args.max_memory)
+        assert spec.budget == expected and ModelCache().get(spec).settings.budget == expected
     with pytest.raises(SystemExit):
         app.parse_args(["--max-memory", "-1"])
-    starved = ModelCache().get(model_spec(str(checkpoint), str(tokenizer), "cpu", 64, 0.001))
+    starved = ModelCache().get(startup_settings(str(checkpoint), str(tokenizer), "cpu", 64, 0.001))
     state = starved.init_state(np.zeros((4, 64, 80, 3), np.uint8))
     starved.add_expression(state, 1, "the red circle")
     assert starved.window_for(state) == 1

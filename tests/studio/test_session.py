@@ -10,7 +10,7 @@ from annotations import Origin, read_ytvos
 from referformer_core.errors import ExpressionError
 from studio.errors import StudioError, user_message
 from studio.media import ImportOptions
-from studio.model import ModelSpec
+from referformer_core.settings import RunSettings
 from studio.projects import View
 from studio.session import Studio, StudioConfig
 
@@ -86,7 +86,7 @@ def test_segment_needs_an_object_with_an_expression_and_a_model(studio, loaded, 
         list(studio.segment(loaded))
     with pytest.raises(StudioError, match="nothing to segment"):
         list(studio.segment(loaded, all_objects=True))
-    nomodel = Studio(StudioConfig(tmp_path / "projects", tmp_path / "dl", ModelSpec()))
+    nomodel = Studio(StudioConfig(tmp_path / "projects", tmp_path / "dl", RunSettings()))
     view, _ = nomodel.add_object(nomodel.open_project("demo"), "the red square")
     with pytest.raises(StudioError, match="--checkpoint"):
         list(nomodel.segment(view))
@@ -215,11 +215,11 @@ def test_each_project_can_choose_its_checkpoint(studio, loaded, tmp_path, tiny_m
     other = tmp_path / "finetuned.pth"
     other.write_bytes(tiny_model[0].read_bytes())
     view, message = studio.select_model(loaded, str(other))
-    assert studio.model_spec(view).checkpoint == str(other) and "finetuned.pth" in message
+    assert studio.model_settings(view).checkpoint == str(other) and "finetuned.pth" in message
     second = studio.create_project("second")
-    assert studio.model_spec(second).checkpoint == str(tiny_model[0])
+    assert studio.model_settings(second).checkpoint == str(tiny_model[0])
     view, _ = studio.select_model(view, None)
-    assert studio.model_spec(view).checkpoint == str(tiny_model[0])
+    assert studio.model_settings(view).checkpoint == str(tiny_model[0])
     with pytest.raises(StudioError, match="does not exist"):
         studio.select_model(view, str(tmp_path / "missing.pth"))
 

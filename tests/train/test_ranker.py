@@ -1,4 +1,5 @@
-"""``python -m train.ranker``: the ranker learns to choose the candidate the words name; the command end to end."""
+"""``python -m train.bundled.ranker``: the ranker learns to choose the candidate the words name; the command end to
+end."""
 import pytest
 import torch
 
@@ -8,11 +9,11 @@ from referformer_core.config import get_config
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
 from referformer_core.referformer import ReferFormer
-from train import ranker as ranker_cli
+from train.bundled import ranker as ranker_cli
 from train.engine import build_optimizer
-from train.ranker import RankerExample, chosen_j_and_f, ranking_loss, split_by_video, train_ranker
+from train.bundled.ranker import RankerExample, chosen_j_and_f, ranking_loss, split_by_video, train_ranker
 from train.trainer import build_model, fit
-from train.world import generate_world
+from train.bundled.world import generate_world
 
 
 def test_the_loss_is_lowest_when_the_best_candidate_leads():
@@ -67,7 +68,7 @@ def test_the_command_trains_a_ranker_for_the_bundled_model(tmp_path, capsys):
     assert ranker_cli.main(args) == 0
     assert "val J&F of the ranked choice" in capsys.readouterr().out and cache.exists()
     predictor = VideoPredictor.from_checkpoint(out)
-    assert predictor.model.candidate_ranker is not None and predictor.short_side == 192
+    assert predictor.model.candidate_ranker is not None and predictor.settings.short_side == 192
     written = cache.stat().st_mtime_ns
     assert ranker_cli.main(args) == 0          # from the cache: the same examples, no second description
     assert cache.stat().st_mtime_ns == written

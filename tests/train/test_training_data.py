@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from train.__main__ import main
-from train.data import (ClipDataset, EpochBatchSampler, TrainingDataError, clip_target, collate_clips,
-                        read_expressions, sample_frame_indices, split_by_video)
+from train.data import (ClipDataset, EpochBatchSampler, TrainingDataError, clip_count, clip_target, collate_clips,
+                        read_expressions, sample_frame_indices, split_by_video, steps_per_epoch)
 from train.transforms import AugmentOptions, Clip, augment_clip, hflip, random_crop_keeping_object, swap_left_right
 
 SMALL = AugmentOptions(scales=(64, 72), max_size=112, crop_scales=(72, 80), crop_min_size=40, crop_max_size=64)
@@ -28,6 +28,21 @@ def test_reads_the_generated_layout(tiny_data):
     assert len(records) == 4 and {r.obj_id for r in records} == {1, 2}
     assert all(r.frames == ("00000", "00005", "00010") for r in records)
     assert all(r.expression.startswith("the ") for r in records)
+
+
+def test_expressions_are_read_in_the_form_the_predictor_feeds_the_model(tiny_data):
+    import json
+
+    from referformer_core.text import normalize_expression
+
+    meta_path = tiny_data / "meta_expressions.json"
+    meta = json.loads(meta_path.read_text())
+    video = next(iter(meta["videos"].values()))
+    exp = next(iter(video["expressions"].values()))
+    exp["exp"] = "  The RED  Square "
+    meta_path.write_text(json.dumps(meta))
+    texts = [r.expression for r in read_expressions(tiny_data)]
+    assert "the red square" in texts and normalize_expression(exp["exp"]) == "the red square"
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -128,6 +143,17 @@ def test_samples_depend_only_on_seed_epoch_and_index(tiny_data):
     assert torch.equal(a[2][0], b[2][0]) and a[2][1]["caption"] == b[2][1]["caption"]
     a.set_epoch(1)
     assert not torch.equal(a[2][0], b[2][0]) or a[2][1]["caption"] != b[2][1]["caption"]
+
+
+def test_the_clip_count_and_steps_per_epoch_are_the_datasets_and_samplers(tiny_data):
+    """The studio plans a fine-tuning run with these two: they are what the trainer's dataset and sampler do."""
+    records = read_expressions(tiny_data)
+    for num_frames in (1, 2, 3, 5):
+        dataset = ClipDataset(tiny_data, records, num_frames, 3, SMALL, False, seed=0)
+        assert clip_count(records, num_frames) == len(dataset)
+        for batch, world in ((1, 1), (3, 1), (2, 2)):
+            sampler = EpochBatchSampler(len(dataset), batch, seed=0, world_size=world)
+            assert steps_per_epoch(len(dataset), batch, world) == sampler.steps_per_epoch() == len(list(sampler))
 
 
 def test_ranks_share_out_the_single_process_batches():

@@ -1,4 +1,4 @@
-"""``train.world``: the procedurally generated referring-video world (small sizes, a few videos each)."""
+"""``train.bundled.world``: the procedurally generated referring-video world (small sizes, a few videos each)."""
 import dataclasses
 import io
 import json
@@ -13,13 +13,13 @@ from annotations.ytvos import read_meta_expressions, read_ytvos
 from train.data import ClipDataset, read_expressions
 from train.evaluate import evaluate, format_table, load_expressions
 from train.transforms import AugmentOptions
-from train.world import (ATTRIBUTES, HELD_OUT_PAIRS, MIX_WEIGHTS, VideoSpec, generate_world, layout, render_video,
-                         video_spec)
-from train.world.__main__ import main as world_main
-from train.world.language import primary_category
-from train.world.semantics import MOTIONS, ObjectFacts, Phrase, resolve
-from train.world.spec import Background, Motion, ObjectSpec, trajectory
-from train.world.vocab import COLOURS, KIND_WORDS, parse_mix
+from train.bundled.world import (ATTRIBUTES, HELD_OUT_PAIRS, MIX_WEIGHTS, VideoSpec, generate_world, layout,
+                                 render_video, video_spec)
+from train.bundled.world.__main__ import main as world_main
+from train.bundled.world.language import primary_category
+from train.bundled.world.semantics import MOTIONS, ObjectFacts, Phrase, resolve
+from train.bundled.world.spec import Background, Motion, ObjectSpec, trajectory
+from train.bundled.world.vocab import COLOURS, KIND_WORDS, parse_mix
 
 SIZE = dict(num_frames=4, height=72, width=96)
 SMALL = AugmentOptions(scales=(64,), max_size=96, crop_scales=(72,), crop_min_size=40, crop_max_size=64)

@@ -1,8 +1,8 @@
-"""Write the studio's sample videos: ``python -m train.samples [--out studio/samples]``.
+"""Write the studio's sample videos: ``python -m train.bundled.samples [--out studio/samples]``.
 
-Three short clips of the generated world (``train.world``'s held-out split, a seed no training run uses), as
+Three short clips of the generated world (``train.bundled.world``'s held-out split, a seed no training run uses), as
 H.264 mp4 with their expressions and the kind of each referred object (its category) in ``samples.json``. Their ground truth is regenerated from the recorded split,
-seed and index (``train.world.video_spec``), never shipped.
+seed and index (``train.bundled.world.video_spec``), never shipped.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from referformer_core.overlay import write_video
-from train.world import render_video, video_spec
+from train.bundled.world import render_video, video_spec
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "studio" / "samples"
 """Where the studio reads them (``studio.samples``)."""
@@ -42,7 +42,7 @@ def write_samples(out: str | Path = SAMPLES_DIR, count: int = 3) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.samples", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m train.bundled.samples", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(SAMPLES_DIR))
     parser.add_argument("--count", type=int, default=3)
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
-"""Teach a trained model to choose among its own candidate tracks: ``python -m train.ranker``.
+"""Teach a trained model to choose among its own candidate tracks: ``python -m train.bundled.ranker``.
 
-    python -m train.ranker --data DIR [DIR ...] --out RANKED.pth [--val DIR ...] [--checkpoint CKPT]
+    python -m train.bundled.ranker --data DIR [DIR ...] --out RANKED.pth [--val DIR ...] [--checkpoint CKPT]
                            [--layers 2] [--epochs 60] [--cache EXAMPLES.pt]
 
 The model (default: the bundled one) gains a fresh ``CandidateRanker`` (``referformer_core/candidate_ranker.py``);
@@ -9,7 +9,7 @@ model once, as in use (``VideoPredictor``); its candidate features, its words an
 truth become one example. The ranker then learns, over those examples, to put the best candidate first (a
 cross-entropy against a target that favours candidates by J&F). The epoch whose ranker chooses best on ``--val``
 (or on a tenth of the videos, kept aside) is the one saved, as a weights-only bundle like
-``python -m train.bundle``'s; epoch 0, the untrained ranker, is the model's own choice.
+``python -m train.bundled.bundle``'s; epoch 0, the untrained ranker, is the model's own choice.
 """
 from __future__ import annotations
 
@@ -24,16 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from referformer_core.bundled import REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY, checkpoint_path
 from referformer_core.candidate_ranker import CandidateRanker, mean_score_logits, track_features
 from referformer_core.checkpoint import CONFIG_KEY, TEXT_WEIGHTS_KEY, read_checkpoint, save_checkpoint
 from referformer_core.errors import ReferFormerError
 from referformer_core.predictor import VideoPredictor
+from referformer_core.settings import REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY, RunSettings, read_settings
 from referformer_core.text import tokenize
 from train import metrics
-from train.candidates import run_videos
+from train.bundled.candidates import run_videos
 
-CACHE_FORMAT = "train.ranker examples 4"
+CACHE_FORMAT = "train.bundled.ranker examples 4"
 """Written into ``--cache`` files; a file without it (another version's) is refused, not misread."""
 TARGET_TEMPERATURE = 0.05
 """Softness of the target: candidates within a few J&F points of the best share its weight."""
@@ -176,7 +176,7 @@ def _described(predictor: VideoPredictor, folders: list[str], cache: str | None,
         except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
             raise ReferFormerError(f"{cache}: not a readable examples cache ({e.__class__.__name__}); delete it") from e
         if not isinstance(stored, dict) or stored.get("format") != CACHE_FORMAT:
-            raise ReferFormerError(f"{cache}: not an examples cache of this version of train.ranker; delete it")
+            raise ReferFormerError(f"{cache}: not an examples cache of this version of train.bundled.ranker; delete it")
     examples = []
     for folder in folders:
         key = str(Path(folder).resolve())
@@ -201,10 +201,11 @@ def _examples(predictor: VideoPredictor, args: argparse.Namespace
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.ranker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m train.bundled.ranker", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, nargs="+", help="Ref-Youtube-VOS-layout folders with Annotations/")
     parser.add_argument("--out", required=True, help="where to write the model with its ranker (.pth)")
-    parser.add_argument("--checkpoint", help="a bundle of `python -m train.bundle` (default: the bundled model)")
+    parser.add_argument("--checkpoint",
+                        help="a bundle of `python -m train.bundled.bundle` (default: the bundled model)")
     parser.add_argument("--layers", type=int, choices=range(1, 9), default=2)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -216,12 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        path = checkpoint_path(args.checkpoint)
-        source = read_checkpoint(path)
+        settings, source = read_settings(RunSettings(checkpoint=args.checkpoint))
         if not source.get(TEXT_WEIGHTS_KEY):
             raise ReferFormerError("the ranker is trained on a bundle with a packaged frozen text encoder "
-                                   "(python -m train.bundle)")
-        predictor = VideoPredictor.from_checkpoint_data(without_ranker(source), path, bundled=args.checkpoint is None)
+                                   "(python -m train.bundled.bundle)")
+        predictor = VideoPredictor.from_checkpoint_data(without_ranker(source), settings)
         torch.manual_seed(args.seed)
         predictor.model.add_candidate_ranker(args.layers)
         predictor.model.eval()

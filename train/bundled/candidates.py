@@ -1,6 +1,6 @@
 """How far the studio's candidate tracks take a user: J&F of the model's choice and of the best of its top k.
 
-    python -m train.candidates --data DIR [--checkpoint CKPT] [--json]
+    python -m train.bundled.candidates --data DIR [--checkpoint CKPT] [--json]
 
 For every expression of a Ref-Youtube-VOS-layout folder with ground truth, each candidate track (one per query,
 best mean score first: the order the studio's candidate picker offers them) is scored against the truth.
@@ -136,7 +136,7 @@ def format_table(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.candidates", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m train.bundled.candidates", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="Ref-Youtube-VOS-layout folder with Annotations/")
     parser.add_argument("--checkpoint", help="default: the bundled model")
     parser.add_argument("--text-encoder", help="default: the checkpoint's own, else roberta-base")

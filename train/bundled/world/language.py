@@ -1,8 +1,8 @@
 """The expression grammar: candidate meanings (:class:`Phrase`) for a target object per category, and
 their realisation as text with paraphrases (synonyms, articles, word order).
 
-:func:`expressions_for` picks categories by :data:`~train.world.vocab.MIX_WEIGHTS`, keeps only phrases
-that :func:`~train.world.semantics.resolve` maps back to the target, and renders each as a string.
+:func:`expressions_for` picks categories by :data:`~train.bundled.world.vocab.MIX_WEIGHTS`, keeps only phrases
+that :func:`~train.bundled.world.semantics.resolve` maps back to the target, and renders each as a string.
 """
 from __future__ import annotations
 

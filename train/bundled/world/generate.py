@@ -79,11 +79,11 @@ def generate_world(out: str | Path, split: str = "train", num_videos: int = 400,
     """Generate ``num_videos`` videos of ``split`` ("train" or "heldout") into ``out``; returns ``out``.
 
     Video ``i`` is named ``<split>_<i:04d>`` and depends only on ``(split, seed, i)``, the sizes and ``mix``
-    (:func:`~train.world.sampling.video_spec`), so the same arguments give byte-identical files.
+    (:func:`~train.bundled.world.sampling.video_spec`), so the same arguments give byte-identical files.
     ``progress(done, total)`` is called after each video. ``workers`` > 1 renders videos in that many
     processes; the files are the same as with one. ``mix`` weighs every expression category (default
-    :data:`~train.world.vocab.MIX_WEIGHTS`; :func:`~train.world.vocab.parse_mix` makes one; ``world.json`` records
-    the one used).
+    :data:`~train.bundled.world.vocab.MIX_WEIGHTS`; :func:`~train.bundled.world.vocab.parse_mix` makes one;
+    ``world.json`` records the one used).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def generate_world(out: str | Path, split: str = "train", num_videos: int = 400,
     (out / "meta.json").write_text(json.dumps({"videos": meta}))
     (out / "meta_expressions.json").write_text(json.dumps({"videos": meta_expressions}))
     summary = {
-        "generator": "train.world",
+        "generator": "train.bundled.world",
         "split": split,
         "seed": seed,
         "num_videos": num_videos,

@@ -164,7 +164,7 @@ def video_spec(split: str, seed: int, index: int, num_frames: int = 12, height: 
     has fewer referable ones), 2-3 expressions each; in ``heldout`` object 1 has a held-out (colour, kind)
     pair and is referred; an object that can be told apart by its size is referred first (size phrases
     are rare otherwise). ``mix`` weighs the expression categories (default
-    :data:`~train.world.vocab.MIX_WEIGHTS`). Redraws the scene until the constraints hold (RuntimeError if it
+    :data:`~train.bundled.world.vocab.MIX_WEIGHTS`). Redraws the scene until the constraints hold (RuntimeError if it
     never does)."""
     rng = video_rng(split, seed, index)
     for _ in range(MAX_ATTEMPTS):

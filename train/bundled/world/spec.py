@@ -55,7 +55,7 @@ class ObjectSpec:
 
 @dataclass(frozen=True)
 class Background:
-    """The backdrop: ``source`` is a photograph name of :mod:`train.world.backgrounds`, or ``"gradient"``
+    """The backdrop: ``source`` is a photograph name of :mod:`train.bundled.world.backgrounds`, or ``"gradient"``
     (from ``colours[0]`` to ``colours[1]`` along ``gradient_angle`` degrees; equal colours give a plain
     background). The camera window goes linearly from ``window_start`` to ``window_end``, each
     ``(fx, fy, zoom)``: the window's position in the free range of the source (fractions in [0, 1])

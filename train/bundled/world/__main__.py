@@ -1,4 +1,4 @@
-"""``python -m train.world OUT [--split train|heldout] [--videos N] [--frames T] [--height H] [--width W]
+"""``python -m train.bundled.world OUT [--split train|heldout] [--videos N] [--frames T] [--height H] [--width W]
 [--seed S] [--workers N] [--mix CATEGORY=W,...]``: write one split of the referring world (Ref-Youtube-VOS
 layout) to OUT."""
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _progress(done: int, total: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m train.world", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m train.bundled.world", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder to write (created)")
     parser.add_argument("--split", choices=SPLITS, default="train")
     parser.add_argument("--videos", type=int, default=400)

@@ -1,4 +1,4 @@
-"""How alike two expressions are to a model's text side: ``python -m train.text_probe "A" "B" ["C" "D" ...]``.
+"""How alike two expressions are to a model's text side: ``python -m train.bundled.text_probe "A" "B" ["C" "D" ...]``.
 
 ReferFormer's queries all start from one sentence feature (the text encoder's pooled output through the model's
 resizer, ``[B, C]``); only the word features (``[B, Lt, C]``, fused into the visual features) keep word order.
@@ -43,7 +43,7 @@ def _relative_distance(a: Tensor, b: Tensor) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.text_probe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m train.bundled.text_probe", description=__doc__.splitlines()[0])
     parser.add_argument("expressions", nargs="+", help="pairs of expressions: A B [C D ...]")
     parser.add_argument("--checkpoint", default=None, help="a ReferFormer checkpoint (default: the bundled model)")
     parser.add_argument("--text-encoder", default=None, help="its text encoder, when not the checkpoint's own")

@@ -1,4 +1,4 @@
-"""Make a trained checkpoint the bundled default model: ``python -m train.bundle RUN/checkpoint_best.pth``.
+"""Make a trained checkpoint the bundled default model: ``python -m train.bundled.bundle RUN/checkpoint_best.pth``.
 
 Writes ``referformer_core/weights/small_world.pth`` (or ``--out``): the model weights only (no optimiser), the
 model config, the frozen text encoder's name instead of its tensors, and the working size and window it runs at,
@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from referformer_core.bundled import BUNDLED_CHECKPOINT, REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY
+from referformer_core.bundled import BUNDLED_CHECKPOINT
+from referformer_core.settings import REFINE_KEY, WINDOW_KEY, WORKING_SIZE_KEY
 from referformer_core.checkpoint import TEXT_WEIGHTS_KEY, load_checkpoint, read_checkpoint, save_checkpoint
 from referformer_core.errors import ReferFormerError
 
@@ -35,7 +36,7 @@ def bundle(checkpoint: str | Path, out: str | Path = BUNDLED_CHECKPOINT, short_s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.bundle", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m train.bundled.bundle", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a checkpoint of `python -m train` (e.g. RUN/checkpoint_best.pth)")
     parser.add_argument("--out", default=str(BUNDLED_CHECKPOINT))
     parser.add_argument("--short-side", type=int, default=192, help="the working size stored with the model")
