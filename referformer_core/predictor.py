@@ -86,15 +86,17 @@ class VideoPredictor:
     at hand fits ``max_memory`` GB (GiB; :mod:`referformer_core.memory`), and at most ``max_window``; a
     ``window`` given explicitly wins over the budget, and ``max_memory=None`` (or a GPU) gives ``max_window``.
     ``first_window`` makes the first pass shorter so that the first masks arrive sooner. ``refine_masks`` refines
-    every mask with its frame's colour edges (:mod:`referformer_core.refine`; the official code does not). Every
-    step from frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the project.
+    every mask with its frame's colour edges (:mod:`referformer_core.refine`; the official code does not).
+    ``prefetch`` reads (on CUDA: copies) the next window while the model runs one (:mod:`referformer_core.prefetch`;
+    the same masks). Every step from frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the
+    project.
     """
 
     def __init__(self, model: ReferFormer, tokenizer, device: str | torch.device = "cpu",
                  short_side: int = pipeline.SHORT_SIDE, threshold: float = pipeline.THRESHOLD,
                  window: Window = "auto", autocast: str | None = None, first_window: int | None = None,
                  max_memory: float | None = DEFAULT_MAX_MEMORY, max_window: int = pipeline.WINDOW,
-                 refine_masks: bool = False) -> None:
+                 refine_masks: bool = False, prefetch: bool = True) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ReferFormerError("device 'cuda' requested but no CUDA GPU is available")
@@ -111,6 +113,7 @@ class VideoPredictor:
         self.window: int | None = max_window if auto else window  # with a budget: the longest it may choose
         self.max_memory = max_memory if auto else None
         self.first_window = first_window
+        self.prefetch = prefetch
         if autocast not in (None, "bf16", "fp16") or (autocast == "fp16" and self.device.type != "cuda"):
             raise ValueError(f"autocast must be None, 'bf16' or (on CUDA) 'fp16', got {autocast!r}")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast)
@@ -227,7 +230,7 @@ class VideoPredictor:
         windows = self._windows(state)
         texts = [state.expressions[o] for o in pending]
         runs = pipeline.run_windows(self.model, self.tokenizer, state.frames, texts, windows, self.device,
-                                    self.autocast_dtype)
+                                    self.autocast_dtype, self.prefetch)
         for done, (start, end, results) in enumerate(runs, start=1):
             for obj_id, result in zip(pending, results):
                 (state.results if done == len(windows) else state.partial)[obj_id] = result
@@ -298,7 +301,8 @@ class VideoPredictor:
         """One call for scripts: ``[T, H, W]`` bool masks of the object ``expression`` refers to
         (:func:`referformer_core.pipeline.segment_video` with this predictor's settings)."""
         options = pipeline.InferenceOptions(self.short_side, self.window, self.first_window, self.threshold,
-                                            self.autocast_dtype, self.max_memory, self.refine_masks)
+                                            self.autocast_dtype, self.max_memory, self.refine_masks,
+                                            prefetch=self.prefetch)
         return pipeline.segment_video(self.model, self.tokenizer, frames, [validate_expression(expression)],
                                       options, self.device)[0]
 
