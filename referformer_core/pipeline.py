@@ -55,9 +55,9 @@ class InferenceOptions:
     max_memory: float | None = None
     refine: bool = False
     """Refine each mask with the frame's colour edges (:func:`upsample_masks`); the official code does not."""
-    prefetch: bool = True
+    prefetch: bool | None = None
     """Decode, resize and copy the next window on a background thread while the model runs the current one
-    (:mod:`referformer_core.prefetch`); the masks are the same either way."""
+    (:mod:`referformer_core.prefetch`; the masks are the same either way); ``None``: on CUDA only."""
 
 
 @dataclass
@@ -251,29 +251,31 @@ def segment_video(model: ReferFormer, tokenizer, video: Video, expressions: list
     """Every step: ``[N, T, H, W]`` bool masks, at the original size, of the objects the N ``expressions`` name.
 
     ``video``: a path, an array ``[T, H, W, 3]`` uint8 or an iterable of frames. ``model`` must be on ``device``.
-    With ``options.prefetch``, a file or an array is decoded and resized on a background thread while the model
-    runs (:func:`~referformer_core.prefetch.stream_frames`).
+    With ``options.prefetch`` (by default on CUDA), a file or an array is decoded and resized on a background
+    thread while the model runs (:func:`~referformer_core.prefetch.stream_frames`).
     """
-    streamed = _prefetch.stream_frames(video, options.short_side) if options.prefetch else None
+    fed = _prefetch.wanted(options.prefetch, device)
+    streamed = _prefetch.stream_frames(video, options.short_side) if fed else None
     if streamed is not None:
         try:
-            return _segment_frames(model, tokenizer, *streamed, expressions, options, device)
+            return _segment_frames(model, tokenizer, *streamed, expressions, options, device, fed)
         except _prefetch.FrameCountChanged:
             pass  # the count made before decoding was wrong: decode again, serially
         finally:
             streamed[0].close()
-    return _segment_frames(model, tokenizer, *prepare_frames(video, options.short_side), expressions, options, device)
+    return _segment_frames(model, tokenizer, *prepare_frames(video, options.short_side), expressions, options, device,
+                           fed)
 
 
 def _segment_frames(model: ReferFormer, tokenizer, frames: FrameBuffer | _prefetch.StreamedFrames,
                     orig_size: tuple[int, int], expressions: list[str], options: InferenceOptions,
-                    device: str | torch.device) -> np.ndarray:
+                    device: str | torch.device, prefetch: bool) -> np.ndarray:
     """:func:`segment_video` over resized ``frames [T, 3, h, w]`` of a video of ``orig_size``."""
     window = choose_window(model, frames, len(expressions), options.window, options.max_memory, device)
     bounds = window_bounds(len(frames), window, options.first_window)
     results: list[ObjectResult] = []
     for _start, _end, results in run_windows(model, tokenizer, frames, expressions, bounds, torch.device(device),
-                                             options.autocast, options.prefetch):
+                                             options.autocast, prefetch):
         pass
     out = np.empty((len(expressions), len(frames), *orig_size), dtype=bool)
     for i, result in enumerate(results):

@@ -24,6 +24,7 @@ from .errors import ExpressionError, ReferFormerError
 from .memory import DEFAULT_MAX_MEMORY
 from .pipeline import ObjectResult
 from .precision import autocast_for, resolve_precision
+from .prefetch import wanted as prefetch_wanted
 from .referformer import ReferFormer
 from .text import load_tokenizer, validate_expression
 from .video import FrameBuffer
@@ -88,7 +89,7 @@ class VideoPredictor:
     ``first_window`` makes the first pass shorter so that the first masks arrive sooner. ``refine_masks`` refines
     every mask with its frame's colour edges (:mod:`referformer_core.refine`; the official code does not).
     ``prefetch`` reads (on CUDA: copies) the next window while the model runs one (:mod:`referformer_core.prefetch`;
-    the same masks). Every step from frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the
+    the same masks; ``None``: on CUDA only). Every step from frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the
     project.
     """
 
@@ -96,7 +97,7 @@ class VideoPredictor:
                  short_side: int = pipeline.SHORT_SIDE, threshold: float = pipeline.THRESHOLD,
                  window: Window = "auto", autocast: str | None = None, first_window: int | None = None,
                  max_memory: float | None = DEFAULT_MAX_MEMORY, max_window: int = pipeline.WINDOW,
-                 refine_masks: bool = False, prefetch: bool = True) -> None:
+                 refine_masks: bool = False, prefetch: bool | None = None) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ReferFormerError("device 'cuda' requested but no CUDA GPU is available")
@@ -230,7 +231,7 @@ class VideoPredictor:
         windows = self._windows(state)
         texts = [state.expressions[o] for o in pending]
         runs = pipeline.run_windows(self.model, self.tokenizer, state.frames, texts, windows, self.device,
-                                    self.autocast_dtype, self.prefetch)
+                                    self.autocast_dtype, prefetch_wanted(self.prefetch, self.device))
         for done, (start, end, results) in enumerate(runs, start=1):
             for obj_id, result in zip(pending, results):
                 (state.results if done == len(windows) else state.partial)[obj_id] = result

@@ -37,6 +37,12 @@ _POLL_S = 0.1
 """How often a waiting thread looks whether the other side stopped."""
 
 
+def wanted(prefetch: bool | None, device: torch.device | str) -> bool:
+    """Whether to prefetch: ``prefetch`` when given, else on CUDA only. On the CPU the background thread's resizing
+    competes for the cores the model uses, and it was not measured to help there."""
+    return torch.device(device).type == "cuda" if prefetch is None else prefetch
+
+
 class FrameCountChanged(VideoError):
     """The decoded video has another number of frames than counted before decoding (a damaged or unusual
     container): its windows were planned for the wrong length, so the caller decodes it again serially."""

@@ -132,14 +132,15 @@ def test_segment_video_masks_are_identical_with_and_without_prefetch(tiny_model,
     for texts, settings in cases:
         serial = segment_video(tiny_model, FixedTokenizer(), video, texts,
                                InferenceOptions(short_side=32, prefetch=False, **settings))
-        fed = segment_video(tiny_model, FixedTokenizer(), video, texts, InferenceOptions(short_side=32, **settings))
+        fed = segment_video(tiny_model, FixedTokenizer(), video, texts,
+                            InferenceOptions(short_side=32, prefetch=True, **settings))
         assert fed.shape == serial.shape == (len(texts), 9, 40, 56)
         assert serial.any() and np.array_equal(fed, serial)
 
 
 def test_a_miscounted_video_is_decoded_again_serially(tiny_model, video_file, monkeypatch):
     path, _ = video_file
-    options = InferenceOptions(short_side=32, window=4)
+    options = InferenceOptions(short_side=32, window=4, prefetch=True)
     serial = segment_video(tiny_model, FixedTokenizer(), path, ["the square"], InferenceOptions(32, 4, prefetch=False))
     for wrong in (8, 10):
         monkeypatch.setattr(prefetch, "count_frames", lambda video, stride=1, wrong=wrong: wrong)
@@ -158,3 +159,12 @@ def test_predictor_masks_are_identical_with_and_without_prefetch(tiny_model):
             last[frame_idx] = frame_masks
         masks.append(np.stack([last[i] for i in range(7)]))
     assert np.array_equal(masks[0], masks[1])
+
+
+def test_prefetch_is_on_by_default_only_on_cuda(tiny_model, monkeypatch):
+    assert prefetch.wanted(None, "cuda:0") and not prefetch.wanted(None, torch.device("cpu"))
+    assert prefetch.wanted(True, "cpu") and not prefetch.wanted(False, "cuda")
+    streamed = []
+    monkeypatch.setattr(prefetch, "stream_frames", lambda *a, **k: streamed.append(a) or None)
+    segment_video(tiny_model, FixedTokenizer(), make_video(2), ["x"], InferenceOptions(short_side=32))
+    assert streamed == [], "the CPU decodes serially by default"
