@@ -8,7 +8,7 @@ times come from CUDA events after warm-up; on the CPU from ``time.perf_counter``
 
 - ``fp32``: no autocast; on CUDA with TF32 off for matrix products and convolutions (the reference),
 - ``tf32`` (CUDA): fp32 with TF32 matrix products and convolutions,
-- ``fp16`` (CUDA) and ``bf16``: autocast.
+- ``fp16`` (CUDA) and ``bf16``: autocast (on CUDA with TF32 off for what stays in fp32).
 
 Each one's binary masks (all queries, ``[t, Q, h/4, w/4]`` logits > 0) are compared with fp32's
 (:func:`~referformer_core.precision.mask_agreement`) and judged by the precision rule
@@ -45,9 +45,10 @@ EXPRESSIONS = ("the bright square", "the dark background", "the lower left corne
 
 @dataclass(frozen=True)
 class MatrixSizes:
-    """What the matrix runs: working ``short_side``, ``window`` frames a forward, ``expressions`` for the multi-object
-    row, ``repeats`` timed after ``warmup`` untimed; the end-to-end video's ``e2e_frames`` at ``e2e_size`` (h, w), windows
-    of ``e2e_window``, serial and prefetched runs alternated ``e2e_repeats`` times (median)."""
+    """What the matrix runs: working ``short_side``, ``window`` frames a forward, ``expressions`` for the
+    multi-object row, ``repeats`` timed after ``warmup`` untimed; the end-to-end video's ``e2e_frames`` at
+    ``e2e_size`` (h, w), windows of ``e2e_window``, serial and prefetched runs alternated ``e2e_repeats`` times
+    (median)."""
 
     short_side: int = pipeline.SHORT_SIDE
     window: int = pipeline.WINDOW
@@ -273,8 +274,9 @@ def matrix_report(results: dict[str, BackboneResult], e2e: EndToEnd | None, size
         "decode_share": e2e.decode_share if e2e else None,
     }
     if e2e:
-        report.update(e2e_default_prefetch=e2e.default_prefetch, e2e_frames=e2e.frames, e2e_size=list(e2e.size), e2e_precision=e2e.precision,
-                      e2e_serial_s=e2e.serial_s, e2e_prefetch_s=e2e.prefetch_s, decode_resize_s=e2e.decode_resize_s)
+        report.update(e2e_default_prefetch=e2e.default_prefetch, e2e_frames=e2e.frames, e2e_size=list(e2e.size),
+                      e2e_precision=e2e.precision, e2e_serial_s=e2e.serial_s, e2e_prefetch_s=e2e.prefetch_s,
+                      decode_resize_s=e2e.decode_resize_s)
     return report
 
 

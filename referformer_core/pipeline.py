@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .candidate_ranker import TrackDescription, mean_score_logits, pool_descriptors
 from . import prefetch as _prefetch
+from .candidate_ranker import TrackDescription, mean_score_logits, pool_descriptors
 from .memory import budget_window, release_memory, reuse_freed_memory
 from .referformer import ReferFormer, TextFeatures
 from .refine import guided_filter

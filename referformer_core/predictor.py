@@ -89,8 +89,8 @@ class VideoPredictor:
     ``first_window`` makes the first pass shorter so that the first masks arrive sooner. ``refine_masks`` refines
     every mask with its frame's colour edges (:mod:`referformer_core.refine`; the official code does not).
     ``prefetch`` reads (on CUDA: copies) the next window while the model runs one (:mod:`referformer_core.prefetch`;
-    the same masks; ``None``: on CUDA only). Every step from frames to masks is :mod:`referformer_core.pipeline`'s, the one pipeline of the
-    project.
+    the same masks; ``None``: on CUDA only). Every step from frames to masks is :mod:`referformer_core.pipeline`'s,
+    the one pipeline of the project.
     """
 
     def __init__(self, model: ReferFormer, tokenizer, device: str | torch.device = "cpu",
