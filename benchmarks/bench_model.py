@@ -1,7 +1,22 @@
-"""Model speed and memory on CPU: ResNet-50 ReferFormer at 360x640, against the same-run GEMM peak.
+"""Model speed and memory: per backbone and precision on CUDA or the CPU; ResNet-50 on the CPU against its GEMM peak.
 
-    python benchmarks/bench_model.py [--json] [--long-frames 300] [--repeats 3] [--skip-memory]
+    python benchmarks/bench_model.py [--device cuda|cpu] [--quick] [--backbones B,...] [--precisions P,...]
+                                     [--compile MODE] [--json] [--long-frames 300] [--repeats 3] [--skip-memory]
                                      [--official DIR [--comparison-only]]
+
+The device matrix (``benchmarks/model_matrix.py``) runs with ``--device cuda``, with ``--quick`` (tiny sizes, seconds
+on a CPU) or with ``--backbones``: frames/s of ResNet-50, Swin-L and Video-Swin-B at the 360-pixel working size,
+windows of 36 frames, for 1 and 3 expressions; fp32 (on CUDA with TF32 off, and ``tf32`` with it on), fp16 (CUDA)
+and bf16 autocast, each with its binary-mask agreement against fp32 and whether that meets the precision rule
+(``referformer_core.precision``); CUDA events after warm-up; peak GPU memory; and a 300-frame 720p mp4 end to end
+through ``segment_video`` (decode included), serial and with prefetch, with the decode + resize time apart. The json
+then holds ``fps_360p.<backbone>.<precision>`` (nested objects), ``fps_360p_multi``, ``mask_agreement``,
+``meets_rule``, ``peak_gpu_gb``, ``e2e_300f_720p_s`` and ``decode_share`` (decode + resize over the serial run).
+``--compile default|reduce-overhead`` (CUDA graphs) puts the backbone under ``torch.compile`` for the matrix; off
+by default and not yet measured on a GPU.
+
+On the CPU without ``--quick`` it measures what follows (the matrix at full size takes hours there: ResNet-50 runs
+at about 0.3 frames/s at 360p on 2 cores), then, with ``--backbones``, the matrix.
 
 Prints a table; with ``--json`` one last line of json holding ``t5_360x640_s``, ``t1_360x640_s``,
 ``gemm_peak_gflops``, ``t5_fraction_of_peak``, ``peak_rss_gb_300f`` (window from the default memory budget),
@@ -283,6 +298,15 @@ def bf16_mask_agreement(model) -> float:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cuda or cpu (default)")
+    parser.add_argument("--quick", action="store_true", help="the device matrix only, at tiny sizes (seconds)")
+    parser.add_argument("--backbones", help="comma-separated backbones for the device matrix (default: "
+                        "resnet50, swin_l_p4w7, video_swin_b_p4w7; with --quick their smallest variants)")
+    parser.add_argument("--precisions", help="comma-separated precisions (default: fp32, tf32, fp16, bf16 on CUDA; "
+                        "fp32, bf16 on the CPU)")
+    parser.add_argument("--no-e2e", action="store_true", help="leave out the end-to-end video")
+    parser.add_argument("--compile", choices=["default", "reduce-overhead"],
+                        help="torch.compile the backbone in the device matrix (off by default; unmeasured)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--long-frames", type=int, default=300)
@@ -299,8 +323,86 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def device_matrix(args: argparse.Namespace, device: torch.device) -> tuple[dict, list[tuple[str, str, str]]]:
+    """The json keys and table rows of the device matrix (:mod:`benchmarks.model_matrix`)."""
+    from benchmarks import model_matrix as mm
+
+    sizes = mm.QUICK_SIZES if args.quick else mm.MatrixSizes(repeats=args.repeats, e2e_frames=args.long_frames)
+    requested = (args.backbones.split(",") if args.backbones
+                 else mm.QUICK_BACKBONES if args.quick else mm.BACKBONES)
+    backbones = list(requested)
+    chosen = (args.precisions.split(",") if args.precisions
+              else mm.CUDA_PRECISIONS if device.type == "cuda" else mm.CPU_PRECISIONS)
+    precisions = ("fp32", *(p for p in chosen if p != "fp32"))  # the reference first
+    results, e2e = {}, None
+    if not args.no_e2e and "resnet50" not in backbones:
+        backbones.insert(0, "resnet50")
+    for backbone in backbones:
+        model = mm.build_model(backbone, args.quick, device)
+        if backbone == "resnet50" and not args.no_e2e:
+            e2e = mm.run_end_to_end(model, device, sizes)  # before the matrix compiles the model
+            if backbone not in requested:
+                continue
+        results[backbone] = mm.run_backbone(model, device, precisions, sizes, args.compile)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    report = mm.matrix_report(results, e2e, sizes)
+    report.update(device=str(device), quick=args.quick, compile=args.compile)
+    if device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(device)
+    return report, mm.matrix_rows(results, e2e, sizes)
+
+
+def check_matrix_args(args: argparse.Namespace) -> str | None:
+    """One line naming what is wrong with the device-matrix arguments, or ``None``."""
+    from benchmarks import model_matrix as mm
+
+    device = torch.device(args.device)
+    if device.type not in ("cpu", "cuda"):
+        return f"--device must be cuda or cpu, got {args.device!r}"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "--device cuda: no CUDA GPU is available here"
+    from referformer_core.backbones import backbone_names
+
+    unknown = [b for b in (args.backbones or "").split(",") if b and b not in backbone_names()]
+    if unknown:
+        return f"--backbones: unknown {', '.join(unknown)}; known: {', '.join(backbone_names())}"
+    allowed = mm.CUDA_PRECISIONS if device.type == "cuda" else mm.CPU_PRECISIONS
+    bad = [p for p in (args.precisions or "").split(",") if p and p not in allowed]
+    if bad:
+        return f"--precisions: {', '.join(bad)} cannot run on {device.type}; choose from {', '.join(allowed)}"
+    if args.precisions and "fp32" not in args.precisions.split(","):
+        return "--precisions must include fp32, the reference of the mask agreement"
+    if args.official and device.type != "cpu":
+        return "--official compares on the CPU only"
+    return None
+
+
+def run_matrix_only(args: argparse.Namespace) -> int:
+    """``--device cuda`` or ``--quick``: the device matrix, its table and json."""
+    device = torch.device(args.device)
+    report, rows = device_matrix(args, device)
+    where = report.get("gpu") or f"CPU, {torch.get_num_threads()} threads"
+    size = "tiny sizes (--quick)" if args.quick else f"{report['working_short_side']}p working size"
+    print(f"ReferFormer on {device.type} ({where}), {size}, window {report['window']}, "
+          f"median of {1 if args.quick else args.repeats}")
+    print(f"{'measure':<28}{'value':>16}  note")
+    for name, value, note in rows:
+        print(f"{name:<28}{value:>16}  {note}")
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    problem = None if args.rss_child or args.time_child else check_matrix_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.device != "cpu" or args.quick:
+        return run_matrix_only(args)
     if args.rss_child:
         peak_rss_child(args.rss_child, args.rss_window)
         return 0
@@ -326,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("GEMM peak, 4096^3 fp32", f"{peak:.1f} GFLOP/s", "")]
     if not args.comparison_only:
         in_process_rows(args.repeats, peak, report, rows)
+    if args.backbones and not args.comparison_only:
+        matrix_report, matrix_rows = device_matrix(args, torch.device("cpu"))
+        report.update(matrix_report)
+        rows += matrix_rows
     if not (args.skip_memory or args.comparison_only):
         rss36 = peak_rss_gb(36, "36")
         rss_long = peak_rss_gb(args.long_frames, "auto")

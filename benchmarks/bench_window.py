@@ -1,7 +1,7 @@
 """How much frame windowing changes the masks, against one pass over the whole video; the window the default
 memory budget chooses, and the peak RSS of segmenting a long video under it.
 
-    python benchmarks/bench_window.py [--frames 72] [--windows 5,12,36] [--json]
+    python benchmarks/bench_window.py [--device cpu|cuda] [--quick] [--frames 72] [--windows 5,12,36] [--json]
 
 The cross-modal FPN attends over all frames of a pass and the query is chosen per pass, so cutting a long
 video into windows changes the result. This segments a generated video (a textured square moving across a
@@ -34,6 +34,10 @@ within 10%).
 With freed memory kept for reuse within a window (``memory.reuse_freed_memory``, as the pipeline runs on the CPU)
 the same measurement gave 219 MiB per frame (249 floats per pixel) for ResNet-50 and 85 MiB (96) for ``small``,
 both at 360 x 640: still under the estimate (237 and 97 MiB), with less to spare (8% and 12%).
+
+``--device cuda`` segments on the GPU (the memory budget is the CPU's: there the budget's window is the longest,
+and the long-video RSS run is left out). ``--quick``: 6 frames, windows 2 and 3, the ``tiny`` model at a 32-pixel
+short side, and 8 long frames at 72 x 128 (seconds; the benchmark's own check).
 """
 from __future__ import annotations
 
@@ -85,74 +89,91 @@ def generated_video(num_frames: int, h: int = 180, w: int = 320) -> np.ndarray:
     return np.stack(list(generated_frames(num_frames, h, w)))
 
 
-def segment_long_video() -> tuple[int | None, float]:
-    """Child process: the bundled model under the default budget over ``LONG_FRAMES`` generated frames at
-    ``LONG_SIZE``, streamed in and masks consumed as they come; the window it chose and the seconds it took."""
+def segment_long_video(num_frames: int = LONG_FRAMES, size: tuple[int, int] = LONG_SIZE) -> tuple[int | None, float]:
+    """Child process: the bundled model under the default budget over ``num_frames`` generated frames at ``size``,
+    streamed in and masks consumed as they come; the window it chose and the seconds it took."""
     torch.set_num_threads(2)
     predictor = VideoPredictor.from_checkpoint()
     start = time.perf_counter()
-    state = predictor.init_state(generated_frames(LONG_FRAMES, *LONG_SIZE))
+    state = predictor.init_state(generated_frames(num_frames, *size))
     predictor.add_expression(state, 1, "the bright square")
     window = predictor.window_for(state)
     for _frame, _ids, masks in predictor.propagate_in_video(state):
-        assert masks.shape == (1, *LONG_SIZE)
+        assert masks.shape == (1, *size)
     return window, time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=72)
-    parser.add_argument("--windows", default="5,12,36")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds")
+    parser.add_argument("--frames", type=int)
+    parser.add_argument("--windows")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda: no CUDA GPU is available here", file=sys.stderr)
+        return 2
+    frames = args.frames or (6 if args.quick else 72)
+    windows = args.windows or ("2,3" if args.quick else "5,12,36")
+    short_side, long_frames, long_size = (32, 8, (72, 128)) if args.quick else (180, LONG_FRAMES, LONG_SIZE)
+    device = torch.device(args.device)
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    model = ReferFormer(get_config("resnet50")).eval()
-    apply_recipe(model)
-    video = generated_video(args.frames)
+    model = ReferFormer(get_config("tiny" if args.quick else "resnet50")).eval()
+    if not args.quick:
+        apply_recipe(model)
+    model_name = "tiny (random weights)" if args.quick else "ResNet-50 on recipe weights"
+    video = generated_video(frames)
 
     def segment(window: int | str | None) -> tuple[np.ndarray, float]:
-        predictor = VideoPredictor(model, FixedTokenizer(), short_side=180, window=window)
+        predictor = VideoPredictor(model, FixedTokenizer(), device, short_side=short_side, window=window)
         start = time.perf_counter()
         masks = predictor.predict(video, "the bright square")
         return masks, time.perf_counter() - start
 
-    budget = VideoPredictor(model, FixedTokenizer(), short_side=180)
+    budget = VideoPredictor(model, FixedTokenizer(), device, short_side=short_side)
     budget_state = budget.init_state(video)
     budget.add_expression(budget_state, 1, "the bright square")
     budget_window = budget.window_for(budget_state)
     reference, ref_time = segment(None)
     rows = [("one pass", "one_pass", ref_time, 1.0, 0.0)]
-    runs = [(f"window {w}", f"window_{w}", int(w)) for w in args.windows.split(",")]
+    runs = [(f"window {w}", f"window_{w}", int(w)) for w in windows.split(",")]
     for name, key, window in [*runs, (f"budget ({budget_window})", "default_budget", "auto")]:
         masks, seconds = segment(window)
         inter = (masks & reference).sum((1, 2))
         union = (masks | reference).sum((1, 2))
         iou = float(np.where(union > 0, inter / np.maximum(union, 1), 1.0).mean())
         rows.append((name, key, seconds, iou, float((masks != reference).mean())))
-    print(f"windowing vs one pass: {args.frames} generated frames at 180x320, ResNet-50 on recipe weights; "
-          f"budget: the window the default {DEFAULT_MAX_MEMORY:g} GB budget chose")
+    print(f"windowing vs one pass: {frames} generated frames at 180x320, {model_name}, {args.device}; "
+          f"budget: the window the default {memory.DEFAULT_MAX_MEMORY:g} GB budget chose")
     print(f"{'run':<14}{'seconds':>10}{'mean IoU':>11}{'pixels differing':>18}")
     for name, _key, seconds, iou, diff in rows:
         print(f"{name:<14}{seconds:>10.1f}{iou:>11.3f}{diff:>18.4f}")
-
-    r50_window = memory.budget_window(model, LONG_SIZE, LONG_FRAMES, 1, DEFAULT_MAX_MEMORY, WINDOW)
-    peak, (long_window, long_seconds) = memory.measure_peak_rss(segment_long_video)
-    long_rows = [("ResNet-50 (estimate only)", r50_window, None, None),
-                 ("bundled small (measured)", long_window, long_seconds, peak / memory.GIB)]
-    print(f"\n{LONG_FRAMES} generated frames at {LONG_SIZE[0]}x{LONG_SIZE[1]} under the default "
-          f"{DEFAULT_MAX_MEMORY:g} GB budget (peak RSS of a fresh process)")
-    print(f"{'model':<27}{'window':>8}{'seconds':>10}{'peak RSS GB':>13}")
-    for name, window, seconds, gb in long_rows:
-        print(f"{name:<27}{window:>8}{'-' if seconds is None else f'{seconds:.1f}':>10}"
-              f"{'-' if gb is None else f'{gb:.2f}':>13}")
+    out: dict = {key: {"seconds": s, "mean_iou": i, "pixels_differing": d} for _name, key, s, i, d in rows}
+    out.update(device=args.device, quick=args.quick, max_memory_gb=memory.DEFAULT_MAX_MEMORY,
+               window_default_budget=budget_window)
+    if device.type == "cpu":
+        estimate_name = "tiny" if args.quick else "ResNet-50"
+        estimate = memory.budget_window(model, LONG_SIZE, LONG_FRAMES, 1, memory.DEFAULT_MAX_MEMORY, pipeline.WINDOW)
+        peak, (long_window, long_seconds) = memory.measure_peak_rss(segment_long_video, long_frames, long_size)
+        long_rows = [(f"{estimate_name} (estimate only)", estimate, None, None),
+                     ("bundled small (measured)", long_window, long_seconds, peak / memory.GIB)]
+        print(f"\n{long_frames} generated frames at {long_size[0]}x{long_size[1]} under the default "
+              f"{memory.DEFAULT_MAX_MEMORY:g} GB budget (peak RSS of a fresh process; the {estimate_name} estimate "
+              f"for {LONG_FRAMES} frames at {LONG_SIZE[0]}x{LONG_SIZE[1]})")
+        print(f"{'model':<27}{'window':>8}{'seconds':>10}{'peak RSS GB':>13}")
+        for name, window, seconds, gb in long_rows:
+            print(f"{name:<27}{window:>8}{'-' if seconds is None else f'{seconds:.1f}':>10}"
+                  f"{'-' if gb is None else f'{gb:.2f}':>13}")
+        n = long_frames
+        out.update({f"window_default_budget_{'tiny' if args.quick else 'r50'}_360p_300f": estimate,
+                    f"window_{n}f": long_window, f"seconds_{n}f": long_seconds, f"peak_rss_gb_{n}f": peak / memory.GIB,
+                    f"model_{n}f": "bundled small"})
     if args.json:
-        out: dict = {key: {"seconds": s, "mean_iou": i, "pixels_differing": d} for _name, key, s, i, d in rows}
-        out.update(max_memory_gb=DEFAULT_MAX_MEMORY, window_default_budget=budget_window,
-                   window_default_budget_r50_360p_300f=r50_window, window_300f=long_window,
-                   seconds_300f=long_seconds, peak_rss_gb_300f=peak / memory.GIB, model_300f="bundled small")
         print(json.dumps(out))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

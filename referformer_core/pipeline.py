@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import prefetch as _prefetch
 from .candidate_ranker import TrackDescription, mean_score_logits, mean_scores, pool_descriptors
 from .memory import budget_window, release_memory, reuse_freed_memory
 from .referformer import ReferFormer, TextFeatures
@@ -154,8 +155,8 @@ def rank_candidates(model: ReferFormer, features: Tensor, logits: Tensor, text: 
 
 
 def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, texts: list[str],
-                bounds: list[tuple[int, int]], device: torch.device, autocast: torch.dtype | None = None
-                ) -> Iterator[tuple[int, int, list[ObjectResult]]]:
+                bounds: list[tuple[int, int]], device: torch.device, autocast: torch.dtype | None = None,
+                prefetch: bool = False) -> Iterator[tuple[int, int, list[ObjectResult]]]:
     """Run ``texts`` (encoded once) over ``frames[start:end]`` for each window of ``bounds`` (from frame 0); yields
     ``(start, end, results)`` where ``results[i]`` holds expression i's outputs on every frame done so far
     (``[end, ...]``, views of one buffer per expression sized for all frames, filled window by window). With a
@@ -165,6 +166,8 @@ def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, tex
     Nothing of a window but its outputs outlives it, and freed heap memory goes back to the system before the
     next window, so later windows peak where the first did: the peak RSS does not grow with the number of windows.
     On the CPU, memory freed within a window is reused rather than given back (:func:`reuse_freed_memory`).
+    With ``prefetch``, the next window's frames are read (and on CUDA copied to the GPU) while one runs
+    (:func:`~referformer_core.prefetch.prefetch_windows`).
     """
     if device.type == "cpu":
         reuse_freed_memory()
@@ -172,8 +175,10 @@ def run_windows(model: ReferFormer, tokenizer, frames: FrameBuffer | Tensor, tex
     total = bounds[-1][1] if bounds else 0
     buffers: list[ObjectResult] = []
     descriptions = [TrackDescription() for _ in texts] if model.candidate_ranker is not None else []
-    for start, end in bounds:
-        outputs = forward_window(model, frames[start:end], text, device, autocast)
+    windows = (_prefetch.prefetch_windows(frames, bounds, device) if prefetch
+               else (frames[start:end] for start, end in bounds))
+    for (start, end), window_frames in zip(bounds, windows):
+        outputs = forward_window(model, window_frames, text, device, autocast)
         if not buffers:
             buffers = [ObjectResult(*(x.new_empty((total, *x.shape[1:])) for x in _tensors(o))) for o, _ in outputs]
         for i, (output, descriptors) in enumerate(outputs):
@@ -224,17 +229,34 @@ def segment_video(model: ReferFormer, tokenizer, video: Video, expressions: list
     """Every step: ``[N, T, H, W]`` bool masks, at the original size, of the objects the N ``expressions`` name.
 
     ``video``: a path, an array ``[T, H, W, 3]`` uint8 or an iterable of frames. ``model`` must be on
-    ``settings.device``; settings left open take the defaults for ``model`` (:func:`resolve_settings`).
+    ``settings.device``; settings left open take the defaults for ``model`` (:func:`resolve_settings`). With
+    ``settings.prefetch`` (by default on CUDA), a file or an array is decoded and resized on a background thread
+    while the model runs (:func:`~referformer_core.prefetch.stream_frames`); the masks are the same either way.
     """
     if not settings.resolved:
         settings = resolve_settings(settings, {}, model.config.backbone)
+    fed = _prefetch.wanted(settings.prefetch, settings.device)
+    streamed = _prefetch.stream_frames(video, settings.short_side) if fed else None
+    if streamed is not None:
+        try:
+            return _segment_frames(model, tokenizer, *streamed, expressions, settings, fed)
+        except _prefetch.FrameCountChanged:
+            pass  # the count made before decoding was wrong: decode again, serially
+        finally:
+            streamed[0].close()
+    return _segment_frames(model, tokenizer, *prepare_frames(video, settings.short_side), expressions, settings, fed)
+
+
+def _segment_frames(model: ReferFormer, tokenizer, frames: FrameBuffer | _prefetch.StreamedFrames,
+                    orig_size: tuple[int, int], expressions: list[str], settings: RunSettings,
+                    prefetch: bool) -> np.ndarray:
+    """:func:`segment_video` over resized ``frames [T, 3, h, w]`` of a video of ``orig_size``."""
     device = torch.device(settings.device)
-    frames, orig_size = prepare_frames(video, settings.short_side)
     window = choose_window(model, frames, len(expressions), settings.frames_per_pass, settings.budget, device)
     bounds = window_bounds(len(frames), window, settings.first_window)
     results: list[ObjectResult] = []
     for _start, _end, results in run_windows(model, tokenizer, frames, expressions, bounds, device,
-                                             settings.autocast_dtype):
+                                             settings.autocast_dtype, prefetch):
         pass
     out = np.empty((len(expressions), len(frames), *orig_size), dtype=bool)
     for i, result in enumerate(results):

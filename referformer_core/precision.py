@@ -4,10 +4,12 @@ Precisions are ``"fp32"`` (no autocast), ``"bf16"`` (bfloat16 autocast, CPU or C
 autocast, CUDA only). Under bf16 autocast the matrix products and convolutions run in bfloat16 and the
 deformable-attention kernel reads the bfloat16 values as they are, summing in float32.
 
-The default is fp32, except on a CPU that computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16``; elsewhere
-bfloat16 is emulated and slower than fp32) running a backbone in ``BF16_VERIFIED_BACKBONES``: those whose binary
-masks under bf16 agree with fp32's on at least ``BF16_MIN_MASK_AGREEMENT`` of the pixels, on their parity fixture
-and on a generated video (today only the bundled model's; ``benchmarks/bench_precision.py`` measures it).
+The default is fp32, except where ``VERIFIED_AUTOCAST`` lists the backbone for the device: its binary masks under
+that autocast agree with fp32's on at least ``BF16_MIN_MASK_AGREEMENT`` of the pixels, on its parity fixture and on
+a generated video. On a CPU, bf16 counts only where the CPU computes bfloat16 natively (``avx512_bf16`` or
+``amx_bf16``; elsewhere it is emulated and slower than fp32): today only the bundled model's backbone
+(``benchmarks/bench_precision.py`` measures it). On CUDA the same rule picks fp16, else bf16, once measured
+(``benchmarks/bench_model.py --device cuda`` prints each backbone's agreement and whether it meets the rule).
 
 A run names its precision in its settings (``RunSettings(precision="bf16")``; ``None``: the default), which
 :func:`~referformer_core.settings.resolve_settings` resolves with :func:`resolve_precision` for the device and the
@@ -35,6 +37,17 @@ BF16_VERIFIED_BACKBONES = frozenset({"efficientnet_lite0"})
 bf16 autocast, torch 2.14): the bundled EfficientNet-Lite0 model, 0.9999 on a generated video (it has no official
 fixture). Left out: ResNet-50, 0.9958 on its fixture but 0.9906 on ``bench_model.py``'s T=5 360x640 input; Video
 Swin-T, 0.9974 on its fixture, not measured on a video; Swin-T, 0.985 on its fixture; the rest, not measured."""
+VERIFIED_AUTOCAST: dict[tuple[str, Precision], frozenset[str]] = {
+    ("cpu", "bf16"): BF16_VERIFIED_BACKBONES,
+    ("cuda", "fp16"): frozenset(),
+    ("cuda", "bf16"): frozenset(),
+}
+"""``(device type, precision)`` -> the backbones that run it by default there (the rule above). CUDA: none yet, as no
+agreement has been measured on a GPU; a backbone goes in after ``bench_model.py --device cuda`` and its parity
+fixture show at least ``BF16_MIN_MASK_AGREEMENT`` for it."""
+CUDA_PREFERENCE: tuple[Precision, ...] = ("fp16", "bf16")
+"""On CUDA, the first verified of these is the default: fp16 keeps more mantissa bits, so its masks sit closer to
+fp32's; both run on the same tensor cores."""
 PROC_CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -74,18 +87,26 @@ def _device_type(device: torch.device | str) -> str:
 
 
 def default_precision(device: torch.device | str, backbone: str, native_bf16: bool | None = None) -> Precision:
-    """``"bf16"`` on a CPU with native bfloat16 for a backbone in ``BF16_VERIFIED_BACKBONES``, else ``"fp32"``
-    (CUDA included).
+    """The precision ``VERIFIED_AUTOCAST`` gives ``backbone`` on ``device``: on a CPU, ``"bf16"`` where listed and
+    the CPU has native bfloat16; on CUDA, the first listed of ``CUDA_PREFERENCE``; else ``"fp32"``.
 
     Args:
         device: where the model runs.
         backbone: the model's backbone name (``model.config.backbone``).
         native_bf16: whether the CPU computes bfloat16 natively; ``None`` asks :func:`native_bf16_cpu`.
     """
-    if _device_type(device) != "cpu" or backbone not in BF16_VERIFIED_BACKBONES:
+    kind = _device_type(device)
+    if kind == "cuda":
+        return next((p for p in CUDA_PREFERENCE if backbone in VERIFIED_AUTOCAST[("cuda", p)]), "fp32")
+    if kind != "cpu" or backbone not in VERIFIED_AUTOCAST[("cpu", "bf16")]:
         return "fp32"
     native = native_bf16_cpu() if native_bf16 is None else native_bf16
     return "bf16" if native else "fp32"
+
+
+def meets_agreement_rule(agreement: float) -> bool:
+    """Whether a measured mask agreement with fp32 (:func:`mask_agreement`) allows a precision as a default."""
+    return agreement >= BF16_MIN_MASK_AGREEMENT
 
 
 def check_precision(precision: str, device: torch.device | str) -> Precision:

@@ -22,6 +22,7 @@ from . import pipeline
 from .checkpoint import model_from_checkpoint_data
 from .errors import ExpressionError, ReferFormerError
 from .pipeline import ObjectResult
+from .prefetch import wanted as prefetch_wanted
 from .referformer import ReferFormer
 from .settings import RunSettings, read_settings, resolve_settings, with_options
 from .text import load_tokenizer, validate_expression
@@ -88,6 +89,8 @@ class VideoPredictor:
     ``VideoPredictor(model, tokenizer, settings, **options)``: ``options`` are :class:`RunSettings` fields or the
     predictor's keyword names (``window="auto"``, ``max_window``, ``autocast``, ``refine_masks``, ``max_memory=None``;
     :func:`~referformer_core.settings.with_options`). ``predictor.settings`` is resolved: every field concrete.
+    ``settings.prefetch`` reads (on CUDA: copies) the next window while the model runs one
+    (:mod:`referformer_core.prefetch`; the same masks; ``None``: on CUDA only).
     """
 
     def __init__(self, model: ReferFormer, tokenizer, settings: RunSettings | None = None, **options: Any) -> None:
@@ -212,7 +215,8 @@ class VideoPredictor:
         windows = self._windows(state)
         texts = [state.expressions[o] for o in pending]
         runs = pipeline.run_windows(self.model, self.tokenizer, state.frames, texts, windows, self.device,
-                                    self.settings.autocast_dtype)
+                                    self.settings.autocast_dtype,
+                                    prefetch_wanted(self.settings.prefetch, self.settings.device))
         for done, (start, end, results) in enumerate(runs, start=1):
             for obj_id, result in zip(pending, results):
                 (state.results if done == len(windows) else state.partial)[obj_id] = result

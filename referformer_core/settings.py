@@ -58,7 +58,9 @@ class RunSettings:
     ``refine``: refine masks with the frames' colour edges (``None``: as the checkpoint asks; official ones do
     not). ``threshold``: the mask probability cut. ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA;
     ``None``: :func:`~referformer_core.precision.default_precision` for the device and backbone). ``tracker``: the
-    name of the tracker corrections use (the tracker itself lives in ``studio/``; ``None``: none).
+    name of the tracker corrections use (the tracker itself lives in ``studio/``; ``None``: none). ``prefetch``:
+    decode, resize and copy the next window on a background thread while the model runs the current one
+    (:mod:`referformer_core.prefetch`; the masks are the same either way; ``None``: on CUDA only).
     """
 
     checkpoint: str | None = None
@@ -72,6 +74,7 @@ class RunSettings:
     threshold: float = THRESHOLD
     precision: str | None = None
     tracker: str | None = None
+    prefetch: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("short_side", "first_window"):

@@ -182,3 +182,22 @@ def test_cli_takes_precision_and_max_memory():
     assert (seg.precision, seg.max_memory) == ("bf16", 2.0)
     with pytest.raises(SystemExit):
         parser.parse_args(["segment", "v.mp4", "x", "--precision", "fp8"])
+
+
+def test_cuda_defaults_come_from_the_verified_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No backbone is verified on CUDA yet (no GPU measurement): fp32 everywhere; once listed, fp16 before bf16."""
+    assert all(not precision.VERIFIED_AUTOCAST[("cuda", p)] for p in ("fp16", "bf16"))
+    assert default_precision("cuda", "resnet50") == "fp32"
+    table = dict(precision.VERIFIED_AUTOCAST)
+    table[("cuda", "bf16")] = frozenset({"resnet50", "swin_l_p4w7"})
+    monkeypatch.setattr(precision, "VERIFIED_AUTOCAST", table)
+    assert default_precision("cuda:0", "swin_l_p4w7") == "bf16"
+    table[("cuda", "fp16")] = frozenset({"resnet50"})
+    assert default_precision("cuda", "resnet50") == "fp16"
+    assert default_precision("cuda", "video_swin_b_p4w7") == "fp32"
+    assert default_precision("cpu", "resnet50", native_bf16=True) == "fp32", "a CUDA entry decides nothing on a CPU"
+
+
+def test_the_agreement_rule_is_at_least_the_threshold() -> None:
+    assert precision.meets_agreement_rule(precision.BF16_MIN_MASK_AGREEMENT)
+    assert not precision.meets_agreement_rule(precision.BF16_MIN_MASK_AGREEMENT - 1e-4)
