@@ -127,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     video = generated_video(frames)
 
     def segment(window: int | str | None) -> tuple[np.ndarray, float]:
-        predictor = VideoPredictor(model, FixedTokenizer(), device, short_side=short_side, window=window)
+        predictor = VideoPredictor(model, FixedTokenizer(), device=args.device, short_side=short_side, window=window)
         start = time.perf_counter()
         masks = predictor.predict(video, "the bright square")
         return masks, time.perf_counter() - start
 
-    budget = VideoPredictor(model, FixedTokenizer(), device, short_side=short_side)
+    budget = VideoPredictor(model, FixedTokenizer(), device=args.device, short_side=short_side)
     budget_state = budget.init_state(video)
     budget.add_expression(budget_state, 1, "the bright square")
     budget_window = budget.window_for(budget_state)
