@@ -55,7 +55,7 @@ def grabcut_mask(image: np.ndarray, prompt: Prompt, current: np.ndarray | None =
     if not ((seed == cv2.GC_FGD) | (seed == cv2.GC_PR_FGD)).any():
         raise StudioError("nothing to segment: click on the object or drag a box around it")
     ys, xs = np.nonzero(seed != cv2.GC_BGD)
-    margin = 8 + max(xs.ptp(), ys.ptp()) // 4
+    margin = 8 + max(np.ptp(xs), np.ptp(ys)) // 4
     cx0, cy0 = max(0, xs.min() - margin), max(0, ys.min() - margin)
     cx1, cy1 = min(w, xs.max() + margin + 1), min(h, ys.max() + margin + 1)
     crop, crop_seed = image[cy0:cy1, cx0:cx1], seed[cy0:cy1, cx0:cx1]
@@ -75,19 +75,25 @@ def grabcut_mask(image: np.ndarray, prompt: Prompt, current: np.ndarray | None =
         found = cv2.resize(found.astype(np.uint8), (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_NEAREST) > 0
     mask = np.zeros((h, w), bool)
     mask[cy0:cy1, cx0:cx1] = found
-    return _without_negatives(mask, positives, negatives, radius)
+    return _components(mask, positives, negatives, radius, prompt.box is None, current)
 
 
-def _without_negatives(mask: np.ndarray, positives: list, negatives: list, radius: int) -> np.ndarray:
-    if not negatives:
-        return mask
-    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    keep = {int(labels[int(round(y)), int(round(x))]) for x, y in positives
-            if 0 <= int(round(y)) < mask.shape[0] and 0 <= int(round(x)) < mask.shape[1]}
+def _components(mask: np.ndarray, positives: list, negatives: list, radius: int, clicks_only: bool,
+                current: np.ndarray | None) -> np.ndarray:
+    """``mask`` less its components touching a negative click; without a box, only the components holding a
+    positive click or overlapping the ``current`` mask (GrabCut also finds look-alikes elsewhere in the frame)."""
+    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    held = {int(labels[min(int(round(y)), mask.shape[0] - 1), min(int(round(x)), mask.shape[1] - 1)])
+            for x, y in positives} - {0}
+    if clicks_only:
+        keep = set(held)
+        if current is not None and current.any():
+            keep |= set(np.unique(labels[current & mask]).tolist()) - {0}
+        mask = np.isin(labels, sorted(keep)) if keep else mask
     for x, y in negatives:
         near = _disk(mask.shape, x, y, radius + 3)
         for label in np.unique(labels[near]):
-            if label and int(label) not in keep:
+            if label and int(label) not in held:
                 mask[labels == label] = False
     return mask
 
