@@ -2,9 +2,10 @@
 
 ``segment`` seeds ``cv2.grabCut`` with the box (outside it: sure background), the clicks (sure foreground /
 background disks) and the object's current mask (probable foreground) and works on a crop around them, so a
-click costs the same on a 720p frame as on a small one. ``track`` warps each object's mask frame by frame
-(:func:`studio.propagate.object_motion`) and restarts from every conditioning frame it reaches, so a person's
-corrections stick.
+click costs the same on a 720p frame as on a small one. ``track`` moves each object's mask frame by frame with
+the flow (:func:`studio.propagate.object_motion`), snaps it to the object there with GrabCut (:func:`refit`: a
+uniform object gives the flow nothing to hold on to) and restarts from every conditioning frame it reaches, so
+a person's corrections stick.
 """
 from __future__ import annotations
 
@@ -54,6 +55,15 @@ def grabcut_mask(image: np.ndarray, prompt: Prompt, current: np.ndarray | None =
         seed[_disk((h, w), x, y, radius)] = cv2.GC_BGD
     if not ((seed == cv2.GC_FGD) | (seed == cv2.GC_PR_FGD)).any():
         raise StudioError("nothing to segment: click on the object or drag a box around it")
+    mask = _cut(image, seed)
+    return _components(mask, positives, negatives, radius, prompt.box is None, current)
+
+
+
+def _cut(image: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """``[H, W]`` bool: GrabCut of ``image`` from the ``cv2.GC_*`` labels ``seed``, on a crop around what is not
+    sure background (scaled down to ``MAX_SIDE`` at most)."""
+    h, w = image.shape[:2]
     ys, xs = np.nonzero(seed != cv2.GC_BGD)
     margin = 8 + max(np.ptp(xs), np.ptp(ys)) // 4
     cx0, cy0 = max(0, xs.min() - margin), max(0, ys.min() - margin)
@@ -75,8 +85,25 @@ def grabcut_mask(image: np.ndarray, prompt: Prompt, current: np.ndarray | None =
         found = cv2.resize(found.astype(np.uint8), (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_NEAREST) > 0
     mask = np.zeros((h, w), bool)
     mask[cy0:cy1, cx0:cx1] = found
-    return _components(mask, positives, negatives, radius, prompt.box is None, current)
+    return mask
 
+
+def refit(image: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """``moved`` (a mask carried over from the previous frame) snapped to the object in ``image``: GrabCut in
+    a box a quarter larger than it, ``moved`` as probable foreground; ``moved`` itself when GrabCut loses it."""
+    h, w = moved.shape
+    ys, xs = np.nonzero(moved)
+    if not len(xs):
+        return moved
+    grow = 4 + max(np.ptp(xs), np.ptp(ys)) // 4
+    seed = np.full((h, w), cv2.GC_BGD, np.uint8)
+    seed[max(0, ys.min() - grow):ys.max() + grow + 1, max(0, xs.min() - grow):xs.max() + grow + 1] = cv2.GC_PR_BGD
+    seed[moved] = cv2.GC_PR_FGD
+    found = _cut(image, seed)
+    _, labels = cv2.connectedComponents(found.astype(np.uint8), connectivity=8)
+    held = sorted(set(np.unique(labels[found & moved]).tolist()) - {0})
+    found = np.isin(labels, held)
+    return found if found.sum() >= 0.25 * moved.sum() else moved
 
 def _components(mask: np.ndarray, positives: list, negatives: list, radius: int, clicks_only: bool,
                 current: np.ndarray | None) -> np.ndarray:
@@ -112,14 +139,19 @@ class GrabCutEngine:
         object whose mask vanished is no longer given."""
         if direction not in DIRECTIONS:
             raise StudioError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-        grey_cache: dict[int, np.ndarray] = {}
+        cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def image(t: int) -> np.ndarray:
+            if t not in cache:
+                if len(cache) > 2:
+                    cache.clear()
+                rgb = frames.read(t)
+                cache[t] = rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+            return cache[t][0]
 
         def grey(t: int) -> np.ndarray:
-            if t not in grey_cache:
-                if len(grey_cache) > 2:
-                    grey_cache.clear()
-                grey_cache[t] = cv2.cvtColor(frames.read(t), cv2.COLOR_RGB2GRAY)
-            return grey_cache[t]
+            image(t)
+            return cache[t][1]
 
         given = dict(conditioning.get(start, {}))
         yield start, {o: np.asarray(m, bool) for o, m in given.items()}
@@ -132,7 +164,7 @@ class GrabCutEngine:
                 out: dict[int, np.ndarray] = {}
                 for obj_id, mask in current.items():
                     if mask.any():
-                        out[obj_id] = warp_mask(mask, object_motion(mask, grey(previous), grey(t)))
+                        out[obj_id] = refit(image(t), warp_mask(mask, object_motion(mask, grey(previous), grey(t))))
                 out.update({o: np.asarray(m, bool) for o, m in conditioning.get(t, {}).items()})
                 current, previous = out, t
                 if not out:

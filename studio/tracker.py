@@ -21,6 +21,7 @@ can no longer reach (further than its memory and object-pointer windows from the
 """
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ SAM2_IDS = ("facebook/sam2.1-hiera-tiny", "facebook/sam2.1-hiera-small", "facebo
 EDGETAM_ID = "yonigozlan/EdgeTAM-hf"
 DIRECTIONS = ("forward", "backward", "both")
 PRECISIONS = ("fp32", "bf16")
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 MASK_THRESHOLD = 0.0
 """Mask logits above this are the object (``Sam2VideoProcessor.post_process_masks``' default)."""
 
@@ -116,7 +118,7 @@ def weights_folder(name: str, cache_dir: str | None = None) -> Path:
         if not (path / "config.json").is_file():
             raise StudioError(f"{path} is not a saved tracker: it has no config.json")
         return path
-    if path.suffix or name.count("/") != 1:
+    if not HUB_ID.fullmatch(name):
         raise StudioError(f"unknown tracker {name!r}: use grabcut, a Hugging Face id such as {SAM2_IDS[0]} or "
                           f"{EDGETAM_ID}, or a folder saved with save_pretrained")
     return cached_snapshot(name, cache_dir)
