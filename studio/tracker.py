@@ -174,6 +174,8 @@ class Sam2Engine:
         self.processor = transformers.Sam2VideoProcessor.from_pretrained(str(folder))
         config = self.model.config
         self.window = max(config.num_maskmem, config.max_object_pointers_in_encoder) + 1
+        self.one_object_per_pass = model_type.startswith("edgetam")
+        """transformers' EdgeTAM fails on a second object in a session (object score shapes differ)."""
         self._session: tuple[tuple, Any] | None = None
 
     # ------------------------------------------------------------------ session
@@ -220,9 +222,16 @@ class Sam2Engine:
     def track(self, frames: Frames, conditioning: Mapping[int, Mapping[int, np.ndarray]], start: int,
               direction: str, max_frames: int) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         """Masks of every conditioned object on each frame from ``start`` (included) up to ``max_frames`` away,
-        forward, backward or both (forward first, as SAM 2's demo does), each yielded as it is made."""
+        forward, backward or both (forward first, as SAM 2's demo does), each yielded as it is made (EdgeTAM:
+        one object after the other)."""
         if direction not in DIRECTIONS:
             raise StudioError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        objects = sorted({o for masks in conditioning.values() for o in masks})
+        if self.one_object_per_pass and len(objects) > 1:
+            for obj_id in objects:
+                yield from self.track(frames, {t: {obj_id: m[obj_id]} for t, m in conditioning.items() if obj_id in m},
+                                      start, direction, max_frames)
+            return
         session = self.session(frames)
         for t in sorted(conditioning):
             obj_ids = sorted(conditioning[t])
