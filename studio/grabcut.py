@@ -19,7 +19,7 @@ from .propagate import object_motion, warp_mask
 from .tracker import DIRECTIONS, Frames, Prompt
 
 ITERATIONS = 5
-MAX_SIDE = 640
+MAX_SIDE = 360
 """Crops longer than this are cut at this size for GrabCut and the mask scaled back."""
 
 
