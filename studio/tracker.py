@@ -21,6 +21,7 @@ can no longer reach (further than its memory and object-pointer windows from the
 """
 from __future__ import annotations
 
+import argparse
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -89,6 +90,21 @@ class Engine(Protocol):
 
     def track(self, frames: Frames, conditioning: Mapping[int, Mapping[int, np.ndarray]], start: int,
               direction: str, max_frames: int) -> Iterator[tuple[int, dict[int, np.ndarray]]]: ...
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tracker NAME`` and ``--tracker-precision`` (for ``app.py``, ``referformer segment`` / ``annotate``)."""
+    parser.add_argument("--tracker", default=GRABCUT,
+                        help=f"tracker for clicks and tracking: {GRABCUT} (offline, no weights), a Hugging Face id "
+                             f"({SAM2_IDS[0]} ... -large, {EDGETAM_ID}; fetch it once with `referformer download "
+                             f"NAME`) or a folder saved with save_pretrained (default: {GRABCUT})")
+    parser.add_argument("--tracker-precision", choices=PRECISIONS, default="fp32",
+                        help="bf16 is faster where the CPU or GPU has it natively")
+
+
+def settings_from_args(args: argparse.Namespace, device: str = "cpu") -> TrackerSettings:
+    """The :class:`TrackerSettings` of :func:`add_arguments`' flags."""
+    return TrackerSettings(args.tracker, device, args.tracker_precision)
 
 
 def describe(settings: TrackerSettings) -> str:

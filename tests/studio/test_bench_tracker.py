@@ -1,11 +1,15 @@
+"""The tracker benchmark's --quick run (two fresh processes of imports: about a minute on 2 shared cores)."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_bench_tracker_quick_reports_json():
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_tracker.py"), "--quick", "--models",
                              "sam2.1-tiny,grabcut", "--default", "sam2.1-tiny", "--frames", "2", "--rss-frames", "6",

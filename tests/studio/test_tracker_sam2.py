@@ -156,3 +156,31 @@ def test_bad_direction_and_unknown_names_give_one_line(engine, frames, tmp_path)
         load_engine(TrackerSettings(str(tmp_path)))
     with pytest.raises(StudioError, match="referformer download someone/missing"):
         load_engine(TrackerSettings("someone/missing", cache_dir=str(tmp_path / "cache")))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * __import__("os").sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+@pytest.mark.slow
+def test_rss_does_not_grow_with_the_video_length(folder):
+    """300 generated 360p frames (made on demand, as the store reads JPEGs): preprocessed all at once they would
+    take 56 MB at the tiny model's input, the frames themselves 200 MB; tracking holds neither."""
+    engine = load_engine(TrackerSettings(str(folder[1])))
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
+
+    def read(t):
+        frame = background.copy()
+        frame[120:240, t:t + 120] = 230
+        return frame
+
+    seed = np.zeros((360, 640), bool)
+    seed[120:240, 0:120] = True
+    video = Frames(("long",), 300, 360, 640, read)
+    samples = {}
+    for t, _ in engine.track(video, {0: {1: seed}}, 0, "forward", 299):
+        if t in (60, 299):
+            samples[t] = _rss_mb()
+    assert samples[299] - samples[60] < 25

@@ -147,3 +147,19 @@ def test_bad_inputs_give_one_line(studio, view, tmp_path):
         line = user_message(caught.value)
         assert text in line and "\n" not in line
     assert studio.tracker_line().startswith("tracker: GrabCut")  # a failed load keeps the working tracker
+
+
+def test_tracker_flags_make_the_settings():
+    import argparse
+
+    from studio.tracker import add_arguments, describe, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = settings_from_args(parser.parse_args(["--tracker", "yonigozlan/EdgeTAM-hf", "--tracker-precision",
+                                                     "bf16"]), "cuda")
+    assert settings == TrackerSettings("yonigozlan/EdgeTAM-hf", "cuda", "bf16")
+    assert describe(settings) == "EdgeTAM (yonigozlan/EdgeTAM-hf, bf16 on cuda)"
+    assert settings_from_args(parser.parse_args([])).name == "grabcut"
+    with pytest.raises(StudioError, match="precision"):
+        TrackerSettings("grabcut", precision="fp8")
