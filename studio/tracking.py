@@ -1,9 +1,10 @@
 """Correct in clicks and follow the object: the studio's tracker operations over a project.
 
 - :func:`click`: points and/or a box on one frame -> the object's mask there (origin ``hand``).
-- :func:`track`: from the current frame forward, backward or both; every frame a person made (origin ``hand``)
-  inside the range is given to the tracker as a conditioning frame and kept, the others are stored as
-  ``tracked`` in one undoable edit, also when the run is stopped part-way.
+- :func:`track`: from the current frame forward, backward or both, for a number of frames or to the end, but no
+  further than the next frame a person made (origin ``hand``) on each side: that frame is given to the tracker
+  as a conditioning frame with the current one and kept, so a correction sticks and a later click re-tracks only
+  the stretch up to it. The frames made are stored as ``tracked`` in one undoable edit, also when stopped.
 - :func:`refine`: after a model run, the model's ``k`` most confident frames of each object (and a person's
   frames) condition the tracker both ways; the model's frames get the tracker's masks and keep ReferFormer's
   scores, a person's frames are left alone.
@@ -76,36 +77,43 @@ class TrackProgress:
         return f"tracked {self.stored} frame(s); a person's frames in the range were kept"
 
 
-def track_range(frame: int, direction: str, max_frames: int | None, count: int) -> range:
-    """The frames a track from ``frame`` covers (``max_frames`` None: to the end of the video)."""
+def track_range(frame: int, direction: str, max_frames: int | None, count: int, stops: set[int] = frozenset()
+                ) -> range:
+    """The frames a track from ``frame`` covers: up to ``max_frames`` away (None: to the end of the video) and
+    no further than the nearest frame of ``stops`` (a person's frames) on each side, which is included."""
     if direction not in DIRECTIONS:
         raise StudioError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     if max_frames is not None and max_frames < 1:
         raise StudioError("track at least one frame")
     span = count if max_frames is None else int(max_frames)
-    lo = frame if direction == "forward" else max(0, frame - span)
-    hi = frame if direction == "backward" else min(count - 1, frame + span)
+    lo = frame if direction == "forward" else max([0, frame - span, *(t for t in stops if t < frame)])
+    hi = frame if direction == "backward" else min([count - 1, frame + span, *(t for t in stops if t > frame)])
     return range(lo, hi + 1)
 
 
 def track(project: Project, video: str, obj_id: int, frame: int, engine: Engine, direction: str = "forward",
           max_frames: int | None = None) -> Iterator[TrackProgress]:
-    """Track the object's mask on ``frame`` (yields as frames are made; closing the iterator keeps them)."""
+    """Track the object's mask on ``frame`` up to the next frame a person made on each side (yields as frames
+    are made; closing the iterator keeps them). That frame and ``frame`` condition the tracker."""
     count = project.video(video).frame_count
-    span = track_range(frame, direction, max_frames, count)
+    hand = {m.frame for m in project.mask_infos(video, obj_id) if m.origin == Origin.HAND}
+    span = track_range(frame, direction, max_frames, count, hand)
     seed = project.get_mask(video, obj_id, frame)
     if seed is None or not seed.any():
         raise StudioError(f"object {obj_id} has no mask on frame {frame} to track: click on it first")
-    hand = {m.frame for m in project.mask_infos(video, obj_id) if m.origin == Origin.HAND and m.frame in span}
-    conditioning = {t: {obj_id: project.get_mask(video, obj_id, t)} for t in hand - {frame}}
+    conditioning = {t: {obj_id: project.get_mask(video, obj_id, t)} for t in hand & set(span) - {frame}}
     conditioning[frame] = {obj_id: seed}
+    passes = [("forward", span.stop - 1 - frame), ("backward", frame - span.start)]
+    passes = [(d, n) for d, n in passes if direction in (d, "both") and n > 0]
     made: dict[int, np.ndarray] = {}
     total = len(span) - len(conditioning)
+    frames = video_frames(project, video)
     try:
-        for t, masks in engine.track(video_frames(project, video), conditioning, frame, direction, len(span) - 1):
-            if t in span and t not in conditioning and obj_id in masks:
-                made[t] = masks[obj_id]
-                yield TrackProgress(len(made), total)
+        for way, reach in passes:
+            for t, masks in engine.track(frames, conditioning, frame, way, reach):
+                if t in span and t not in conditioning and obj_id in masks:
+                    made[t] = masks[obj_id]
+                    yield TrackProgress(len(made), total)
     finally:
         if made:
             project.set_masks(video, obj_id, made, Origin.TRACKED)

@@ -70,17 +70,21 @@ def test_track_forward_then_backward_with_undo(studio, view):
     assert region_similarity(studio.project(view).get_mask(view.video, view.obj_id, T - 5), truth(T - 5)) >= 0.6
 
 
-def test_hand_frames_in_the_range_are_kept_and_condition_the_tracker(studio, view):
+def test_tracking_stops_at_the_next_hand_frame_and_keeps_it(studio, view):
     project = studio.project(view)
     studio.click(view, box=BOX)
     correction = np.zeros((72, 128), bool)
     correction[30:40, 60:70] = True
     project.set_mask(view.video, view.obj_id, 5, correction, Origin.HAND)
-    list(studio.track(view, "forward", 8))
+    steps = list(studio.track(view, "forward"))
+    assert steps[-1].stored == 4
     assert np.array_equal(project.get_mask(view.video, view.obj_id, 5), correction)
-    assert origins(studio, view)[5] == Origin.HAND
-    after = project.get_mask(view.video, view.obj_id, 6)
-    assert region_similarity(after, truth(6)) < 0.2 and after.sum() < 2 * correction.sum()  # follows the fix
+    assert origins(studio, view) == {0: Origin.HAND, 1: Origin.TRACKED, 2: Origin.TRACKED, 3: Origin.TRACKED,
+                                     4: Origin.TRACKED, 5: Origin.HAND}
+    middle = studio.goto(view, 10)
+    project.set_mask(view.video, view.obj_id, 10, truth(10), Origin.HAND)
+    list(studio.track(middle, "both", 3))  # back to frame 7, on to 13
+    assert {t for t, o in origins(studio, view).items() if o == Origin.TRACKED} == {1, 2, 3, 4, 7, 8, 9, 11, 12, 13}
 
 
 def test_stopping_keeps_the_frames_done_as_one_edit(studio, view):
@@ -96,16 +100,21 @@ def test_stopping_keeps_the_frames_done_as_one_edit(studio, view):
 def test_sam2_track_in_the_studio_is_the_engine_conditioned_on_hand_frames(studio, view, sam2_folder):
     assert "SAM 2" in studio.use_tracker(str(sam2_folder))
     project = studio.project(view)
-    project.set_mask(view.video, view.obj_id, 1, truth(1), Origin.HAND)
-    project.set_mask(view.video, view.obj_id, 4, truth(4), Origin.HAND)
-    project.set_mask(view.video, view.obj_id, 9, truth(9), Origin.HAND)  # outside the range: not given
-    start = studio.goto(view, 1)
-    list(studio.track(start, "forward", 4))
-    engine = load_engine(TrackerSettings(str(sam2_folder)))
-    frames = tracking.video_frames(project, view.video)
-    expected = dict(engine.track(frames, {1: {1: truth(1)}, 4: {1: truth(4)}}, 1, "forward", 4))
-    for t in (2, 3, 5):
-        assert origins(studio, view)[t] == Origin.TRACKED
+    for t in (1, 4, 9):
+        project.set_mask(view.video, view.obj_id, t, truth(t), Origin.HAND)
+    engine = studio.tracker()[1]
+    given = []
+    real_track = engine.track
+    engine.track = lambda frames, conditioning, *rest: (given.append((dict(conditioning), rest)),
+                                                        real_track(frames, conditioning, *rest))[1]
+    list(studio.track(studio.goto(view, 1), "forward", 6))  # stops at the hand frame 4, which conditions it
+    [(conditioning, rest)] = given
+    assert sorted(conditioning) == [1, 4] and rest == (1, "forward", 3)
+    assert all(np.array_equal(conditioning[t][1], truth(t)) for t in (1, 4))
+    fresh = load_engine(TrackerSettings(str(sam2_folder)))
+    expected = dict(fresh.track(tracking.video_frames(project, view.video), conditioning, 1, "forward", 3))
+    assert {t for t, o in origins(studio, view).items() if o == Origin.TRACKED} == {2, 3}
+    for t in (2, 3):
         np.testing.assert_array_equal(project.get_mask(view.video, view.obj_id, t), expected[t][1])
     assert np.array_equal(project.get_mask(view.video, view.obj_id, 4), truth(4))
 
