@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -170,8 +171,9 @@ MODEL_TYPES = {"sam2": "Sam2VideoModel", "sam2_video": "Sam2VideoModel", "edgeta
 
 
 class Sam2Engine:
-    """SAM 2 / EdgeTAM through ``transformers``: the calls of its documented video example, one session per
-    video (image features of the frame last clicked stay cached, so a further click only reruns the decoder)."""
+    """SAM 2 / EdgeTAM through ``transformers``: the calls of its documented video example. Clicks share one
+    session per video (the image features of the frame last clicked stay cached, so a further click only reruns
+    the decoder); each track has its own session, so two tabs can track at once."""
 
     def __init__(self, settings: TrackerSettings, folder: Path) -> None:
         import json
@@ -193,16 +195,23 @@ class Sam2Engine:
         self.one_object_per_pass = model_type.startswith("edgetam")
         """transformers' EdgeTAM fails on a second object in a session (object score shapes differ)."""
         self._session: tuple[tuple, Any] | None = None
+        self._lock = threading.Lock()
+        self.last_session: Any = None
+        """The session of the latest :meth:`track` (its state can be inspected)."""
 
     # ------------------------------------------------------------------ session
-    def session(self, frames: Frames) -> Any:
-        """The inference session of ``frames`` (its tracking data cleared; cached image features kept)."""
+    def new_session(self, frames: Frames) -> Any:
+        """A fresh inference session over ``frames``, read as the model asks, its state on the CPU."""
+        session = self.processor.init_video_session(inference_device=self.device, inference_state_device="cpu",
+                                                    video_storage_device="cpu", dtype=self.dtype)
+        session.processed_frames = _LazyFrames(frames, self._preprocess)
+        session.video_height, session.video_width = frames.height, frames.width
+        return session
+
+    def click_session(self, frames: Frames) -> Any:
+        """The session clicks on ``frames`` share (tracking data cleared, the last frame's image features kept)."""
         if self._session is None or self._session[0] != frames.key:
-            session = self.processor.init_video_session(inference_device=self.device, inference_state_device="cpu",
-                                                        video_storage_device="cpu", dtype=self.dtype)
-            session.processed_frames = _LazyFrames(frames, self._preprocess)
-            session.video_height, session.video_width = frames.height, frames.width
-            self._session = (frames.key, session)
+            self._session = (frames.key, self.new_session(frames))
         session = self._session[1]
         session.reset_tracking_data()
         return session
@@ -223,7 +232,10 @@ class Sam2Engine:
     def segment(self, frames: Frames, frame: int, prompt: Prompt, current: np.ndarray | None = None) -> np.ndarray:
         """The object's ``[H, W]`` bool mask on ``frame`` from ``prompt`` alone (SAM 2 takes no mask with points:
         a further click is the whole list of clicks again)."""
-        session = self.session(frames)
+        with self._lock:
+            return self._segment(self.click_session(frames), frame, prompt)
+
+    def _segment(self, session: Any, frame: int, prompt: Prompt) -> np.ndarray:
         inputs: dict[str, Any] = {}
         if prompt.points:
             inputs["input_points"] = [[[list(map(float, p)) for p in prompt.points]]]
@@ -248,7 +260,8 @@ class Sam2Engine:
                 yield from self.track(frames, {t: {obj_id: m[obj_id]} for t, m in conditioning.items() if obj_id in m},
                                       start, direction, max_frames)
             return
-        session = self.session(frames)
+        session = self.new_session(frames)
+        self.last_session = session
         for t in sorted(conditioning):
             obj_ids = sorted(conditioning[t])
             self.processor.add_inputs_to_inference_session(

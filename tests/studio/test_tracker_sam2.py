@@ -141,10 +141,18 @@ def test_track_two_objects_and_a_later_correction_equals_transformers(engine, di
 def test_memory_of_far_frames_is_dropped(engine, frames):
     video = as_frames(frames, "memory")
     list(engine.track(video, {0: {1: square(0, frames)}}, 0, "forward", T))
-    session = engine._session[1]
+    session = engine.last_session
     kept = session.output_dict_per_obj[0]["non_cond_frame_outputs"]
     assert len(kept) <= 2 * engine.window + 1 < T
     assert len(session.processed_frames._cache) <= 2
+
+
+def test_bf16_runs_and_gives_masks_of_the_frame(folder, frames):
+    engine = load_engine(TrackerSettings(str(folder[1]), precision="bf16"))
+    mask = engine.segment(as_frames(frames), 2, Prompt(((40.0, 30.0),), (1,)))
+    assert mask.shape == (H, W) and mask.dtype == bool
+    [(t, masks)] = list(engine.track(as_frames(frames), {2: {1: square(2, frames)}}, 2, "forward", 0))
+    assert t == 2 and masks[1].shape == (H, W)
 
 
 def test_bad_direction_and_unknown_names_give_one_line(engine, frames, tmp_path):
