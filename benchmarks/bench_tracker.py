@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ SIZES = {"360p": (360, 640), "720p": (720, 1280)}
 MODELS = ("sam2.1-tiny", "edgetam", "grabcut")
 
 
-def generated(count: int, h: int, w: int) -> tuple[Frames, callable]:
+def generated(count: int, h: int, w: int) -> tuple[Frames, Callable[[int], np.ndarray]]:
     """A ``count``-frame ``h`` x ``w`` video made on demand (nothing kept) and ``truth(t)``, its square's mask."""
     rng = np.random.default_rng(0)
     background = rng.integers(0, 120, (h, w, 3), dtype=np.uint8)
