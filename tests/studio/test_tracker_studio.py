@@ -172,3 +172,22 @@ def test_tracker_flags_make_the_settings():
     assert settings_from_args(parser.parse_args([])).name == "grabcut"
     with pytest.raises(StudioError, match="precision"):
         TrackerSettings("grabcut", precision="fp8")
+
+
+def test_refine_tracks_several_objects_in_one_run(studio, view, sam2_folder):
+    studio.use_tracker(str(sam2_folder))
+    view, _ = studio.add_object(view, "the grey background")
+    list(studio.segment(view, all_objects=True))
+    project = studio.project(view)
+    before = {o.obj_id: project.get_masks(view.video, o.obj_id) for o in studio.objects(view)}
+    engine = studio.tracker()[1]
+    runs = []
+    real_track = engine.track
+    engine.track = lambda frames, conditioning, *rest: (runs.append(dict(conditioning)),
+                                                        real_track(frames, conditioning, *rest))[1]
+    view, message = studio.refine(view, all_objects=True, k=2)
+    [conditioning] = runs
+    assert {o for masks in conditioning.values() for o in masks} == {1, 2}
+    assert all(1 <= sum(o in masks for masks in conditioning.values()) <= 2 for o in (1, 2))  # k=2, non-empty
+    assert any(not np.array_equal(project.get_masks(view.video, o), before[o]) for o in before)
+    assert all(m.origin == Origin.MODEL for m in project.mask_infos(view.video))
