@@ -244,7 +244,7 @@ class Sam2Engine:
             inputs["input_boxes"] = [[list(map(float, prompt.box))]]
         self.processor.add_inputs_to_inference_session(inference_session=session, frame_idx=frame, obj_ids=1,
                                                        **inputs)
-        out = self.model(inference_session=session, frame_idx=frame)
+        out = self.model(inference_session=session, frame_idx=frame, run_mem_encoder=False)  # no tracking follows
         return self._masks(session, out.pred_masks)[0]
 
     def track(self, frames: Frames, conditioning: Mapping[int, Mapping[int, np.ndarray]], start: int,
