@@ -18,7 +18,7 @@ from referformer_core.predictor import InferenceState, VideoPredictor
 from referformer_core.settings import RunSettings
 from referformer_core.text import validate_expression
 
-from . import corrections, finetune, render, review
+from . import corrections, finetune, render, review, tracking
 from . import export as export_mod
 from .corrections import Candidate
 from .finetune import FinetuneOptions
@@ -29,6 +29,8 @@ from .projects import ProjectLibrary, View
 from .samples import get_sample
 from .propagate import propagate as propagate_mask
 from .segment import SegmentProgress, load_state, segment_into_project
+from .tracker import Engine, TrackerSettings, load_engine
+from .tracker import describe as describe_tracker
 
 MAX_CATEGORY_CHARS = 64
 KEPT_STATES = 2
@@ -411,6 +413,51 @@ class Studio:
         count = project.video(video).frame_count
         frame = min(max(view.frame, 0), count - 1) if video == view.video else 0
         return self._remember(View(view.project, video, frame, obj_id))
+
+    # ------------------------------------------------------------------ tracker (clicks, box, tracking)
+    def use_tracker(self, settings: TrackerSettings | str) -> str:
+        """Load the tracker ``settings`` names (``grabcut``, a Hugging Face id, a folder) for every session."""
+        settings = TrackerSettings(settings) if isinstance(settings, str) else settings
+        engine = load_engine(settings)
+        self._tracker = (settings, engine)
+        return f"tracker: {describe_tracker(settings)}"
+
+    def tracker(self) -> tuple[TrackerSettings, Engine]:
+        """The active tracker (GrabCut until :meth:`use_tracker` loads another)."""
+        if getattr(self, "_tracker", None) is None:
+            self.use_tracker(TrackerSettings())
+        return self._tracker
+
+    def tracker_line(self) -> str:
+        """What the first screen says, e.g. ``tracker: SAM 2 (facebook/sam2.1-hiera-tiny, fp32 on cpu)``."""
+        return f"tracker: {describe_tracker(self.tracker()[0])}"
+
+    def click(self, view: View, points: Sequence[tuple[float, float, bool]] = (),
+              box: Sequence[float] | None = None) -> tuple[View, str]:
+        """The current object's mask on this frame from all its clicks so far ``(x, y, positive)`` and/or a box
+        ``(x0, y0, x1, y1)`` in frame pixels; stored with origin ``hand``."""
+        obj = self.current_object(view)
+        project = self.project(view)
+        info = project.video(obj.video)
+        prompt = tracking.make_prompt(points, box, info.width, info.height)
+        mask = tracking.click(project, obj.video, obj.obj_id, view.frame, prompt, self.tracker()[1])
+        return view, f"object {obj.obj_id} on frame {view.frame}: {int(mask.sum())} pixels from the tracker"
+
+    def track(self, view: View, direction: str = "forward", max_frames: int | None = None
+              ) -> Iterator[tracking.TrackProgress]:
+        """Track the current object from this frame (``max_frames`` None: to the end); yields progress, and
+        stopping (closing the iterator) keeps the frames made. One undoable edit."""
+        obj = self.current_object(view)
+        yield from tracking.track(self.project(view), obj.video, obj.obj_id, view.frame, self.tracker()[1],
+                                  direction, max_frames)
+
+    def refine(self, view: View, all_objects: bool = False, k: int = tracking.REFINE_FRAMES) -> tuple[View, str]:
+        """After Segment: the tracker re-draws the model's frames of the current object (or all objects) from
+        its ``k`` most confident frames; a person's frames and the model's scores stay."""
+        video = self._video(view)
+        obj_ids = [o.obj_id for o in self.objects(view)] if all_objects else [self.current_object(view).obj_id]
+        changed = tracking.refine(self.project(view), video, obj_ids, self.tracker()[1], int(k))
+        return view, f"refined {changed} model frame(s) with the tracker"
 
 
 def _category(text: str) -> str:

@@ -1,0 +1,153 @@
+"""Correct in clicks and follow the object: the studio's tracker operations over a project.
+
+- :func:`click`: points and/or a box on one frame -> the object's mask there (origin ``hand``).
+- :func:`track`: from the current frame forward, backward or both, for a number of frames or to the end, but no
+  further than the next frame a person made (origin ``hand``) on each side: that frame is given to the tracker
+  as a conditioning frame with the current one and kept, so a correction sticks and a later click re-tracks only
+  the stretch up to it. The frames made are stored as ``tracked`` in one undoable edit, also when stopped.
+- :func:`refine`: after a model run, the model's ``k`` most confident frames of each object (and a person's
+  frames) condition the tracker both ways; the model's frames get the tracker's masks and keep ReferFormer's
+  scores, a person's frames are left alone.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from annotations import Origin, Project
+
+from .errors import StudioError
+from .tracker import DIRECTIONS, Engine, Frames, Prompt
+
+REFINE_FRAMES = 3
+"""How many of the model's most confident frames per object become the tracker's mask prompts."""
+
+
+def video_frames(project: Project, video: str) -> Frames:
+    """``video`` of ``project`` as the tracker reads it (frame by frame from the store)."""
+    info = project.video(video)
+    return Frames((str(project.folder), video, info.frame_count), info.frame_count, info.height, info.width,
+                  lambda t: project.read_frame(video, t))
+
+
+def make_prompt(points: Sequence[tuple[float, float, bool]], box: Sequence[float] | None, width: int,
+                height: int) -> Prompt:
+    """A :class:`Prompt` from clicks ``(x, y, positive)`` and a box ``(x0, y0, x1, y1)`` (any corner order),
+    checked against the frame's size: one-line ``StudioError`` for a click outside it or a zero-size box."""
+    for x, y, _ in points:
+        if not (0 <= x < width and 0 <= y < height):
+            raise StudioError(f"the click ({x:.0f}, {y:.0f}) is outside the {width}x{height} frame")
+    clean_box = None
+    if box is not None:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        x0, x1 = sorted((min(max(x0, 0.0), width), min(max(x1, 0.0), width)))
+        y0, y1 = sorted((min(max(y0, 0.0), height), min(max(y1, 0.0), height)))
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            raise StudioError("the box has no area inside the frame: drag a box around the object")
+        clean_box = (x0, y0, x1, y1)
+    if not points and clean_box is None:
+        raise StudioError("click on the object or drag a box around it")
+    return Prompt(tuple((float(x), float(y)) for x, y, _ in points), tuple(int(bool(p)) for _, _, p in points),
+                  clean_box)
+
+
+def click(project: Project, video: str, obj_id: int, frame: int, prompt: Prompt, engine: Engine) -> np.ndarray:
+    """Store the tracker's mask for ``prompt`` as the object's mask on ``frame`` (origin ``hand``); returns it."""
+    current = project.get_mask(video, obj_id, frame)
+    mask = engine.segment(video_frames(project, video), frame, prompt, current)
+    if not mask.any():
+        raise StudioError("the tracker found no object there: click on it or drag a box around it")
+    project.set_mask(video, obj_id, frame, mask, Origin.HAND)
+    return mask
+
+
+@dataclass(frozen=True)
+class TrackProgress:
+    """Where a track stands: ``done`` frames of ``total`` made, and (at the end) how many were ``stored``."""
+
+    done: int
+    total: int
+    stored: int | None = None
+
+    def describe(self) -> str:
+        if self.stored is None:
+            return f"tracking {self.done}/{self.total} frames"
+        return f"tracked {self.stored} frame(s); a person's frames in the range were kept"
+
+
+def track_range(frame: int, direction: str, max_frames: int | None, count: int, stops: set[int] = frozenset()
+                ) -> range:
+    """The frames a track from ``frame`` covers: up to ``max_frames`` away (None: to the end of the video) and
+    no further than the nearest frame of ``stops`` (a person's frames) on each side, which is included."""
+    if direction not in DIRECTIONS:
+        raise StudioError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if max_frames is not None and max_frames < 1:
+        raise StudioError("track at least one frame")
+    span = count if max_frames is None else int(max_frames)
+    lo = frame if direction == "forward" else max([0, frame - span, *(t for t in stops if t < frame)])
+    hi = frame if direction == "backward" else min([count - 1, frame + span, *(t for t in stops if t > frame)])
+    return range(lo, hi + 1)
+
+
+def track(project: Project, video: str, obj_id: int, frame: int, engine: Engine, direction: str = "forward",
+          max_frames: int | None = None) -> Iterator[TrackProgress]:
+    """Track the object's mask on ``frame`` up to the next frame a person made on each side (yields as frames
+    are made; closing the iterator keeps them). That frame and ``frame`` condition the tracker."""
+    count = project.video(video).frame_count
+    hand = {m.frame for m in project.mask_infos(video, obj_id) if m.origin == Origin.HAND}
+    span = track_range(frame, direction, max_frames, count, hand)
+    seed = project.get_mask(video, obj_id, frame)
+    if seed is None or not seed.any():
+        raise StudioError(f"object {obj_id} has no mask on frame {frame} to track: click on it first")
+    conditioning = {t: {obj_id: project.get_mask(video, obj_id, t)} for t in hand & set(span) - {frame}}
+    conditioning[frame] = {obj_id: seed}
+    passes = [("forward", span.stop - 1 - frame), ("backward", frame - span.start)]
+    passes = [(d, n) for d, n in passes if direction in (d, "both") and n > 0]
+    made: dict[int, np.ndarray] = {}
+    total = len(span) - len(conditioning)
+    frames = video_frames(project, video)
+    try:
+        for way, reach in passes:
+            for t, masks in engine.track(frames, conditioning, frame, way, reach):
+                if t in span and t not in conditioning and obj_id in masks:
+                    made[t] = masks[obj_id]
+                    yield TrackProgress(len(made), total)
+    finally:
+        if made:
+            project.set_masks(video, obj_id, made, Origin.TRACKED)
+    yield TrackProgress(len(made), total, len(made))
+
+
+def refine(project: Project, video: str, obj_ids: Sequence[int], engine: Engine, k: int = REFINE_FRAMES) -> int:
+    """Replace the model's masks of ``obj_ids`` by the tracker's, conditioned on the model's ``k`` most confident
+    frames and a person's frames; returns how many masks changed. Scores stay ReferFormer's."""
+    if k < 1:
+        raise StudioError("refine from at least one frame")
+    conditioning: dict[int, dict[int, np.ndarray]] = {}
+    model: dict[int, dict[int, float]] = {}
+    for obj_id in obj_ids:
+        infos = project.mask_infos(video, obj_id)
+        model[obj_id] = {m.frame: m.score for m in infos if m.origin == Origin.MODEL and m.score is not None}
+        best = sorted(model[obj_id], key=lambda t: -model[obj_id][t])[:k]
+        for t in set(best) | {m.frame for m in infos if m.origin.by_person}:
+            mask = project.get_mask(video, obj_id, t)
+            if mask is not None and mask.any():
+                conditioning.setdefault(t, {})[obj_id] = mask
+    if not conditioning:
+        raise StudioError("nothing to refine: segment the object first")
+    start = min(conditioning)
+    count = project.video(video).frame_count
+    made: dict[int, dict[int, np.ndarray]] = {o: {} for o in obj_ids}
+    for t, masks in engine.track(video_frames(project, video), conditioning, start, "both", count):
+        for obj_id, mask in masks.items():
+            if t in model.get(obj_id, {}):
+                made[obj_id][t] = mask
+    changed = 0
+    for obj_id, masks in made.items():
+        masks = {t: m for t, m in masks.items() if not np.array_equal(m, project.get_mask(video, obj_id, t))}
+        if masks:
+            project.set_masks(video, obj_id, masks, Origin.MODEL, {t: model[obj_id][t] for t in masks})
+            changed += len(masks)
+    return changed
