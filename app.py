@@ -31,6 +31,7 @@ from studio.samples import list_samples  # noqa: E402
 from studio.screen import Display, Screen, build_screen  # noqa: E402
 from studio.served import ServedImages  # noqa: E402
 from studio.session import Studio, StudioConfig  # noqa: E402
+from studio import tracker as tracker_flags  # noqa: E402
 from studio.ui_assets import CSS, HELP, SHORTCUTS_JS  # noqa: E402
 from studio.uploads import CountUploads, UploadCounts  # noqa: E402
 
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--auth", help="USER:PASS required to use the studio")
     parser.add_argument("--max-upload", default="2gb", help="largest upload (e.g. 500mb, 2gb)")
     parser.add_argument("--inbrowser", action="store_true", help="open the studio in the default browser")
+    tracker_flags.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.auth and ":" not in args.auth:
         parser.error("--auth takes USER:PASS")
@@ -84,7 +86,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
         candidates_shown = gr.State(False)  # the candidates gallery is filled (and follows the view)
         with gr.Row(elem_id="header"):
             gr.Markdown("## ReferFormer Studio")
-            gr.Markdown(f"start-up model: {describe(studio.config.model)}", elem_id="model_line")
+            gr.Markdown(f"start-up model: {describe(studio.config.model)} · {studio.tracker_line()}", elem_id="model_line")
         with gr.Row():
             with gr.Column(scale=1, min_width=320, elem_id="sidebar"):
                 with gr.Accordion("Project", open=True):
@@ -542,6 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     clear_old_downloads(downloads)
     spec = startup_settings(args.checkpoint, args.text_encoder, args.device, args.model_short_side, args.max_memory)
     studio = Studio(StudioConfig(projects_dir, downloads, spec, tuple(Path(d) for d in args.media_dir)))
+    try:
+        print(studio.use_tracker(tracker_flags.settings_from_args(args, args.device)), file=sys.stderr)
+    except Exception as exc:  # a tracker that cannot load leaves GrabCut active; everything else keeps working
+        print(f"warning: {user_message(exc)}; using GrabCut instead", file=sys.stderr)
     if args.host not in LOOPBACK and not args.auth:
         print(f"warning: serving on {args.host} without --auth: anyone who can reach this machine can read and "
               f"change your projects", file=sys.stderr)

@@ -5,6 +5,7 @@
     referformer annotate --videos DIR --expressions FILE --out PROJECT   batch pre-annotation (studio.batch_cli)
     referformer train --data DIR --out RUN                    fine-tuning (train; also ``python -m train``)
     referformer evaluate --pred MASKS --gt DIR                 J&F of predicted masks (train.evaluate)
+    referformer download facebook/sam2.1-hiera-tiny            weights into the Hugging Face cache (studio.download)
 
 ``referformer COMMAND --help`` lists a command's flags. Under ``torchrun``: ``torchrun --nproc_per_node 4 -m
 referformer_cli annotate ...`` (or ``train``).
@@ -47,13 +48,19 @@ def _evaluate(argv: list[str]) -> int:
     return main(argv)
 
 
+def _download(argv: list[str]) -> int:
+    from studio.download import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, tuple[Command, str]] = {
     "studio": (_studio, "the studio in the browser (what `python app.py` starts)"),
     "segment": (_segment, "segment the object an expression refers to in a video"),
     "annotate": (_annotate, "pre-annotate many videos into a studio project"),
     "train": (_train, "fine-tune a checkpoint on a Ref-Youtube-VOS-layout folder"),
     "evaluate": (_evaluate, "J&F of predicted masks against a Ref-Youtube-VOS-layout folder"),
-    # "download" (fetching tracker weights) joins here, as one more (function, help) entry.
+    "download": (_download, "fetch a tracker's or text encoder's weights into the Hugging Face cache"),
 }
 
 
