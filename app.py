@@ -86,7 +86,8 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
         candidates_shown = gr.State(False)  # the candidates gallery is filled (and follows the view)
         with gr.Row(elem_id="header"):
             gr.Markdown("## ReferFormer Studio")
-            gr.Markdown(f"start-up model: {describe(studio.config.model)} · {studio.tracker_line()}", elem_id="model_line")
+            gr.Markdown(f"start-up model: {describe(studio.config.model)} · {studio.tracker_line()}",
+                        elem_id="model_line")
         with gr.Row():
             with gr.Column(scale=1, min_width=320, elem_id="sidebar"):
                 with gr.Accordion("Project", open=True):
