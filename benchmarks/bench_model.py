@@ -379,6 +379,16 @@ def check_matrix_args(args: argparse.Namespace) -> str | None:
     return None
 
 
+def print_table(rows: list[tuple[str, str, str]], report: dict, as_json: bool) -> int:
+    """The ``measure / value / note`` table, then (``--json``) the report as one last line; exit code 0."""
+    print(f"{'measure':<28}{'value':>16}  note")
+    for name, value, note in rows:
+        print(f"{name:<28}{value:>16}  {note}")
+    if as_json:
+        print(json.dumps(report))
+    return 0
+
+
 def run_matrix_only(args: argparse.Namespace) -> int:
     """``--device cuda`` or ``--quick``: the device matrix, its table and json."""
     device = torch.device(args.device)
@@ -387,12 +397,7 @@ def run_matrix_only(args: argparse.Namespace) -> int:
     size = "tiny sizes (--quick)" if args.quick else f"{report['working_short_side']}p working size"
     print(f"ReferFormer on {device.type} ({where}), {size}, window {report['window']}, "
           f"median of {1 if args.quick else args.repeats}")
-    print(f"{'measure':<28}{'value':>16}  note")
-    for name, value, note in rows:
-        print(f"{name:<28}{value:>16}  {note}")
-    if args.json:
-        print(json.dumps(report))
-    return 0
+    return print_table(rows, report, args.json)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -477,12 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         bf16 = " / ours in bf16" if native_bf16_cpu() else ""
         print(f"official code: {args.official} (fresh processes alternating ours / official / official with our "
               f"allocator{bf16})")
-    print(f"{'measure':<28}{'value':>16}  note")
-    for name, value, note in rows:
-        print(f"{name:<28}{value:>16}  {note}")
-    if args.json:
-        print(json.dumps(report))
-    return 0
+    return print_table(rows, report, args.json)
 
 
 if __name__ == "__main__":
