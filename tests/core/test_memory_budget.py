@@ -114,19 +114,6 @@ def test_the_checkpoints_window_bounds_the_budget_window(recipe_model, tokenizer
     assert explicit.window_for(state) == 5 and explicit.settings.budget is None
 
 
-@pytest.fixture
-def run_settings(monkeypatch):
-    """The run settings a command gives ``VideoPredictor.from_settings``, which then stops the command."""
-    seen = []
-
-    def from_settings(settings):
-        seen.append(settings)
-        raise ReferFormerError("stop here")
-
-    monkeypatch.setattr(VideoPredictor, "from_settings", from_settings)
-    return seen
-
-
 @pytest.mark.parametrize("flags, window, budget", [
     ([], None, memory.DEFAULT_MAX_MEMORY),
     (["--max-memory", "2.5"], None, 2.5),

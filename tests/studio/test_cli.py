@@ -7,8 +7,6 @@ import pytest
 
 from referformer_cli import COMMANDS, main
 from referformer_core import memory
-from referformer_core.errors import ReferFormerError
-from referformer_core.predictor import VideoPredictor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,19 +39,6 @@ def test_the_cores_command_line_imports_nothing_above_the_core():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'annotations', 'train', 'studio', 'app'}))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
-
-
-@pytest.fixture
-def run_settings(monkeypatch):
-    """The run settings a command gives ``VideoPredictor.from_settings``, which then stops the command."""
-    seen = []
-
-    def from_settings(settings):
-        seen.append(settings)
-        raise ReferFormerError("stop here")
-
-    monkeypatch.setattr(VideoPredictor, "from_settings", from_settings)
-    return seen
 
 
 @pytest.mark.parametrize("flags, window, budget", [([], None, memory.DEFAULT_MAX_MEMORY), (["--window", "0"], 0, None),
