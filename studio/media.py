@@ -18,6 +18,7 @@ import numpy as np
 
 from annotations import Project, VideoInfo
 from referformer_core.errors import VideoError
+from referformer_core.settings import SHORT_SIDE
 from referformer_core.video import check_frame, iter_video_frames, probe_video, resize_frame
 
 from .errors import StudioError
@@ -35,7 +36,7 @@ class ImportOptions:
 
     stride: int = 1
     max_frames: int = 2000
-    short_side: int = 360
+    short_side: int = SHORT_SIDE
 
     def checked(self) -> "ImportOptions":
         if not 1 <= int(self.stride) <= 1000:

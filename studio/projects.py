@@ -31,6 +31,16 @@ class View:
     obj_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What every action of ``Studio`` returns: the view after it, one line saying what happened, and the file
+    to download when the action made one."""
+
+    view: View
+    message: str = ""
+    file: Path | None = None
+
+
 class ProjectLibrary:
     """The folder holding the user's projects (``--projects-dir``)."""
 

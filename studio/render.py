@@ -103,10 +103,9 @@ def candidate_thumbnail(image: np.ndarray, mask: np.ndarray, colour: tuple[int, 
     return small
 
 
-def filmstrip(project: Project, video: str, count: int = 12, height: int = 72) -> list[tuple[np.ndarray, str]]:
-    """Up to ``count`` thumbnails spread over the video with every mask drawn, each captioned by its frame number
-    alone (a caption that fits under a thumbnail at any frame number)."""
+def filmstrip(project: Project, video: str, count: int = 12, height: int = 72) -> list[tuple[np.ndarray, int]]:
+    """Up to ``count`` thumbnails spread over the video with every mask drawn, each with the frame it shows."""
     total = project.video(video).frame_count
     n = min(count, total)
     picks = sorted({int(round(i * (total - 1) / max(n - 1, 1))) for i in range(n)})
-    return [(thumbnail(render_frame(project, video, t, show_labels=False), height), str(t)) for t in picks]
+    return [(thumbnail(render_frame(project, video, t, show_labels=False), height), t) for t in picks]

@@ -24,7 +24,7 @@ class Screen:
     image: np.ndarray | None = None
     curve: np.ndarray | None = None
     status: str = ""
-    filmstrip: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    filmstrip: list[tuple[np.ndarray, int]] = field(default_factory=list)  # (thumbnail, frame)
 
 
 FIRST_STATUS = "create a project, open one, or try a sample video to start"

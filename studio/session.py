@@ -283,7 +283,7 @@ class Studio:
         count = self.project(view).video(self._video(view)).frame_count
         return self.goto(view, render.curve_frame(x, count))
 
-    def filmstrip(self, view: View) -> list[tuple[np.ndarray, str]]:
+    def filmstrip(self, view: View) -> list[tuple[np.ndarray, int]]:
         if not (view.project and view.video):
             return []
         return render.filmstrip(self.project(view), view.video)

@@ -1,4 +1,5 @@
-"""Static parts of the page: keyboard shortcuts (script and help text) and a little CSS. No external files."""
+"""Static parts of the page: its script (keyboard shortcuts, click mode on the frame), the shortcuts' help text
+and a little CSS. No external files."""
 from __future__ import annotations
 
 # (key, what it does: "#elem_id" clicks that control, a CSS selector clicks the first match, "size:N" changes the
@@ -25,7 +26,12 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("[", "size:-4", "[ / ]: smaller / larger brush"),
     ("]", "size:4", ""),
     ("m", "#brush_save", "m: save the painted mask (it replaces the frame's mask)"),
-    ("p", "#propagate", "p: propagate this frame's mask to the next frames"),
+    ("p", "#propagate", "p: propagate this frame's mask to the next frames (optical flow)"),
+    ("k", "#click_mode", "k: click mode on / off: click = the object, shift+click or right click = not the object, "
+                         "drag = a box around it"),
+    ("t", "#track_fwd", "t / shift+t: track the selected object forward / backward from this frame"),
+    ("T", "#track_back", ""),
+    ("Escape", "#click_clear", "Esc: clear this frame's clicks (and leave a text box)"),
 )
 
 HELP = "\n".join(f"- {text}" for _, _, text in SHORTCUTS if text) + (
@@ -33,7 +39,7 @@ HELP = "\n".join(f"- {text}" for _, _, text in SHORTCUTS if text) + (
 
 _KEYMAP = ", ".join(f'"{key}": "{action}"' for key, action, _ in SHORTCUTS)
 
-SHORTCUTS_JS = """
+PAGE_JS = """
 () => {
   const keys = {%s};
   const brushSize = (delta) => {
@@ -61,13 +67,65 @@ SHORTCUTS_JS = """
     clearTimeout(stepTimer);
     stepTimer = setTimeout(() => range.dispatchEvent(new Event("pointerup", {bubbles: true})), 150);
   };
+  // Click mode: a click on the frame is the object, a shift+click or a right click is not, a drag is a box
+  // around it. Each gesture goes to the server as fractions of the picture through the hidden #gesture box.
+  const clickMode = () => { const box = document.querySelector("#click_mode input"); return !!box && box.checked; };
+  const frameImage = (target) => target && target.tagName === "IMG" && target.closest("#viewer") ? target : null;
+  const inPicture = (img, event) => {
+    const r = img.getBoundingClientRect();
+    const nw = img.naturalWidth || r.width, nh = img.naturalHeight || r.height;
+    const scale = Math.min(r.width / nw, r.height / nh);
+    const left = r.left + (r.width - nw * scale) / 2, top = r.top + (r.height - nh * scale) / 2;
+    return [(event.clientX - left) / (nw * scale), (event.clientY - top) / (nh * scale)];
+  };
+  const band = document.createElement("div");
+  band.id = "click_band";
+  document.body.appendChild(band);
+  let drag = null;
+  let sent = 0;
+  const sendGesture = (gesture) => {
+    const box = document.querySelector("#gesture textarea, #gesture input");
+    const button = document.querySelector("#gesture_send");
+    if (!box || !button) return;
+    box.value = JSON.stringify(Object.assign(gesture, {n: ++sent}));
+    box.dispatchEvent(new Event("input", {bubbles: true}));
+    setTimeout(() => button.click(), 30);
+  };
+  document.addEventListener("pointerdown", (event) => {
+    const img = frameImage(event.target);
+    if (!img || !clickMode()) return;
+    event.preventDefault();
+    event.stopPropagation();
+    drag = {img, at: inPicture(img, event), x: event.clientX, y: event.clientY,
+            positive: !(event.shiftKey || event.button === 2)};
+  }, true);
+  document.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    const x = Math.min(drag.x, event.clientX), y = Math.min(drag.y, event.clientY);
+    Object.assign(band.style, {display: "block", left: x + "px", top: y + "px",
+      width: Math.abs(event.clientX - drag.x) + "px", height: Math.abs(event.clientY - drag.y) + "px"});
+  }, true);
+  document.addEventListener("pointerup", (event) => {
+    if (!drag) return;
+    const start = drag;
+    drag = null;
+    band.style.display = "none";
+    event.preventDefault();
+    event.stopPropagation();
+    const end = inPicture(start.img, event);
+    sendGesture({x0: start.at[0], y0: start.at[1], x1: end[0], y1: end[1], positive: start.positive});
+  }, true);
+  for (const kind of ["click", "contextmenu"]) {  // in click mode the frame's own click (pick a candidate) is off
+    document.addEventListener(kind, (event) => {
+      if (clickMode() && frameImage(event.target)) { event.preventDefault(); event.stopPropagation(); }
+    }, true);
+  }
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     const tag = (target && target.tagName || "").toLowerCase();
-    if (event.key === "Escape" && target && target.blur) { target.blur(); return; }
     const typing = tag === "textarea" || tag === "select" || (target && target.isContentEditable) ||
       (tag === "input" && !["range", "checkbox", "radio", "button"].includes(target.type));
-    if (typing) return;
+    if (typing) { if (event.key === "Escape" && target.blur) target.blur(); return; }
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat && event.key === " ") return;
     const action = keys[event.key];
     if (!action) return;
@@ -91,5 +149,9 @@ CSS = """
 #confidence img { cursor: crosshair; }
 #candidates .caption-label { font-size: 0.72em; padding: 1px 4px; max-width: 98%; }
 #viewer img { object-fit: contain; }
+#click_band { position: fixed; display: none; border: 2px dashed #fff; outline: 1px solid #000;
+              pointer-events: none; z-index: 1000; }
+#correct_tools, #correct_more { align-items: end; }
+body:has(#click_mode input:checked) #viewer img { cursor: crosshair; }
 #sample_select input { font-size: 0.85em; text-overflow: ellipsis; padding-right: 1.6em; }
 """
