@@ -26,7 +26,7 @@ from studio.export import FORMATS, clear_old_downloads  # noqa: E402
 from studio.finetune import FinetuneOptions  # noqa: E402
 from studio.media import VIDEO_SUFFIXES, ImportOptions, list_media  # noqa: E402
 from studio.model import describe, startup_settings  # noqa: E402
-from studio.projects import View  # noqa: E402
+from studio.projects import Answer, View  # noqa: E402
 from studio.samples import list_samples  # noqa: E402
 from studio.screen import Display, Screen, build_screen  # noqa: E402
 from studio.served import ServedImages  # noqa: E402
@@ -239,17 +239,20 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
         def refresh(view: View, boxes: bool, labels: bool, thr: float) -> list:
             return show(build_screen(studio, view, display(boxes, labels, thr)))
 
+        def failed(exc: Exception) -> str:
+            """The one error path: a toast and the message line both say ``exc`` in one line."""
+            gr.Warning(user_message(exc))
+            return "⚠️ " + user_message(exc)
+
         def act(fn, *, filmstrip_too: bool = False):
-            """Handler: ``fn(view, *args) -> View | (View, message)``; errors become one line, nothing breaks."""
+            """Handler: ``fn(view, *args) -> Answer``; errors become one line, nothing breaks."""
             def handler(view: View, boxes: bool, labels: bool, thr: float, *args):
-                note = ""
                 try:
-                    result = fn(view, *args)
-                    view, note = result if isinstance(result, tuple) else (result, "")
+                    answer = fn(view, *args)
+                    view, note = answer.view, answer.message
                     screen = build_screen(studio, view, display(boxes, labels, thr), with_filmstrip=filmstrip_too)
                 except Exception as exc:  # every failure is shown as one line; the page keeps working
-                    note = "⚠️ " + user_message(exc)
-                    gr.Warning(user_message(exc))
+                    note = failed(exc)
                     try:
                         screen = build_screen(studio, view, display(boxes, labels, thr), with_filmstrip=filmstrip_too)
                     except Exception as again:
@@ -273,8 +276,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
 
         # projects
         def create_project(view: View, boxes: bool, labels: bool, thr: float, name: str) -> list:
-            outs = act(lambda v, n: (studio.create_project(n), f"created project {n.strip()}"),
-                       filmstrip_too=True)(view, boxes, labels, thr, name)
+            outs = act(lambda v, n: studio.create_project(n), filmstrip_too=True)(view, boxes, labels, thr, name)
             return outs + ["" if outs[0].project != view.project else name]  # the name box clears once created
 
         project_create.click(create_project, [view_state, *display_inputs, project_name],
@@ -283,9 +285,9 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
         if samples:
             wire(sample_open, lambda v, name: studio.open_sample(name), [sample_select], filmstrip_too=True,
                  api_name="open_sample")
-        wire(project_select, lambda v, name: v if name == v.project else studio.open_project(name),
+        wire(project_select, lambda v, name: Answer(v) if name == v.project else studio.open_project(name),
              [project_select], filmstrip_too=True, api_name="open_project", event="input")
-        wire(video_select, lambda v, name: v if name == v.video else studio.select_video(v, name),
+        wire(video_select, lambda v, name: Answer(v) if name == v.video else studio.select_video(v, name),
              [video_select], filmstrip_too=True, api_name="select_video", event="input")
 
         # media
@@ -293,7 +295,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
                           progress=gr.Progress()):
             def run(v: View):
                 if not path:
-                    return v
+                    return Answer(v)
                 try:
                     return studio.import_file(v, path, ImportOptions(n, most, side),
                                               progress=lambda d, t: progress((d, t), desc="importing frames"))
@@ -309,13 +311,10 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
              concurrency_id="import")
 
         # objects
-        wire(obj_add, lambda v, text, cat: studio.add_object(v, text, cat), [expression, category],
-             api_name="add_object")
-        wire(obj_update, lambda v, text, cat: studio.update_object(v, text, cat), [expression, category],
-             api_name="update_object")
+        wire(obj_add, studio.add_object, [expression, category], api_name="add_object")
+        wire(obj_update, studio.update_object, [expression, category], api_name="update_object")
         wire(obj_delete, studio.delete_object, api_name="delete_object")
-        wire(obj_select, lambda v, obj: studio.select_object(v, obj), [obj_select], api_name="select_object",
-             event="input")
+        wire(obj_select, studio.select_object, [obj_select], api_name="select_object", event="input")
 
         # model
         def run_segment(all_objects: bool):
@@ -328,18 +327,18 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
                     done = 0
                     for step in studio.segment(view, all_objects, overwrite_edits):
                         if not step.final:  # follow the masks as they arrive
-                            view = studio.goto(view, step.last_frames.start)
+                            view = studio.goto(view, step.last_frames.start).view
                         done = step.total
                         progress((step.done, step.total), desc=step.describe())
                         yield show(build_screen(studio, view, opts)) + [step.describe(), [], False, gr.skip()]
-                    view = studio.goto(view, start_frame)
+                    view = studio.goto(view, start_frame).view
                     screen = build_screen(studio, view, opts, with_filmstrip=True)
                     yield show(screen) + [f"✅ done: {done} frame{'s' if done != 1 else ''} segmented", [], False,
                                           gallery(screen.filmstrip)]
                 except Exception as exc:
-                    gr.Warning(user_message(exc))
+                    note = failed(exc)
                     screen = build_screen(studio, view, opts, with_filmstrip=True)
-                    yield show(screen) + ["⚠️ " + user_message(exc), [], False, gallery(screen.filmstrip)]
+                    yield show(screen) + [note, [], False, gallery(screen.filmstrip)]
             return handler
 
         seg_inputs = [view_state, *display_inputs, overwrite]
@@ -364,12 +363,12 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
             return answer
 
         wire(frame_slider, None, [frame_slider], api_name="goto", event="release", trigger_mode="always_last",
-             handler=slider_stays(act(lambda v, t: studio.goto(v, t))))  # a release while one is answered is kept
+             handler=slider_stays(act(studio.goto)))  # a release while one is answered is kept
         wire(prev_frame, lambda v: studio.step(v, -1), api_name="prev_frame")
         wire(next_frame, lambda v: studio.step(v, 1), api_name="next_frame")
         wire(mark_reviewed, lambda v: studio.mark(v, "reviewed"), api_name="mark_reviewed")
         wire(mark_fix, lambda v: studio.mark(v, "needs_fixing"), api_name="mark_needs_fixing")
-        wire(mark_all, lambda v: (v, studio.mark_all(v, "reviewed")), api_name="mark_all_reviewed")
+        wire(mark_all, lambda v: studio.mark_all(v, "reviewed"), api_name="mark_all_reviewed")
         wire(next_unreviewed, lambda v, thr: studio.jump(v, "unreviewed", thr), [threshold],
              api_name="next_unreviewed")
         wire(next_low, lambda v, thr: studio.jump(v, "low", thr), [threshold], api_name="next_low_score")
@@ -377,8 +376,8 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
             return act(lambda v: studio.goto(v, int(str(evt.value["caption"]))))(view, boxes, labels, thr)
 
         wire(filmstrip, None, handler=filmstrip_clicked, event="select", api_visibility="private")
-        mask_edits = [wire(undo, lambda v: (v, studio.undo(v)), api_name="undo", filmstrip_too=True),
-                      wire(redo, lambda v: (v, studio.redo(v)), api_name="redo", filmstrip_too=True)]
+        mask_edits = [wire(undo, studio.undo, api_name="undo", filmstrip_too=True),
+                      wire(redo, studio.redo, api_name="redo", filmstrip_too=True)]
         for box in display_inputs:
             box.change(refresh, [view_state, *display_inputs], screen_outputs, show_progress="hidden",
                        api_visibility="private")
@@ -398,7 +397,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
             if not (is_playing and v.video):
                 return [v, False, gr.Timer(active=False), "▶ Play (space)", gr.skip(), gr.skip(), gr.skip()]
             last = v.frame >= studio.project(v).video(v.video).frame_count - 1
-            v = v if last else studio.step(v, 1)
+            v = v if last else studio.step(v, 1).view
             opts = display(boxes, labels, thr)
             return [v, not last, gr.Timer(active=not last), "▶ Play (space)" if last else gr.skip(),
                     gr.update(value=v.frame), served.save(studio.frame_image(v, opts.show_boxes, opts.show_labels)),
@@ -415,8 +414,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
                 return (gallery([(c.thumbnail, c.caption) for c in found]),
                         f"{len(found)} candidates for object {v.obj_id} on frame {v.frame}", True)
             except Exception as exc:
-                gr.Warning(user_message(exc))
-                return [], "⚠️ " + user_message(exc), False
+                return [], failed(exc), False
 
         show_candidates.click(list_candidates, view_state, [candidate_gallery, message, candidates_shown],
                               api_name="candidates", concurrency_id="model")
@@ -445,7 +443,7 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
         def viewer_clicked(view: View, boxes: bool, labels: bool, thr: float, enabled: bool, scope: str, until,
                            evt: gr.SelectData):
             if not enabled:
-                return act(lambda v: v)(view, boxes, labels, thr)
+                return act(Answer)(view, boxes, labels, thr)
             x, y = evt.index
             return act(lambda v: studio.pick_at(v, x, y, scope, until))(view, boxes, labels, thr)
 
@@ -459,15 +457,14 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
                     default_size=12, colors=[(colour, 0.55)], color_mode="fixed"))
                 return editor, f"editing object {v.obj_id} on frame {v.frame}: paint or erase, then save (m)"
             except Exception as exc:
-                gr.Warning(user_message(exc))
-                return None, "⚠️ " + user_message(exc)
+                return None, failed(exc)
 
         brush_load.click(load_brush, view_state, [brush, message], api_name="brush_start")
         mask_edits += [
-            wire(brush_save, lambda v, value: studio.brush_save(v, value), [brush], api_name="brush_save"),
-            wire(brush, lambda v, value: studio.brush_save(v, value), [brush], event="apply", api_visibility="private"),
-            wire(propagate_btn, lambda v, d, n: studio.propagate(v, d, n), [direction, propagate_frames],
-                 api_name="propagate", filmstrip_too=True)]
+            wire(brush_save, studio.brush_save, [brush], api_name="brush_save"),
+            wire(brush, studio.brush_save, [brush], event="apply", api_visibility="private"),
+            wire(propagate_btn, studio.propagate, [direction, propagate_frames], api_name="propagate",
+                 filmstrip_too=True)]
         for edit in mask_edits:  # the frame's mask changed, not the view: the ✓ of shown candidates may move
             edit.then(**follow, api_visibility="private")
 
@@ -488,18 +485,16 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
 
         def start_finetune(v: View, epochs: float):
             try:
-                note = studio.finetune_start(v, FinetuneOptions(epochs=int(epochs or 1)))[1]
+                note = studio.finetune_start(v, FinetuneOptions(epochs=int(epochs or 1))).message
             except Exception as exc:
-                gr.Warning(user_message(exc))
-                note = "⚠️ " + user_message(exc)
+                note = failed(exc)
             return [*finetune_panel_state(v), note]
 
         def cancel_finetune(v: View):
             try:
-                note = studio.finetune_cancel(v)[1]
+                note = studio.finetune_cancel(v).message
             except Exception as exc:
-                gr.Warning(user_message(exc))
-                note = "⚠️ " + user_message(exc)
+                note = failed(exc)
             return [*finetune_panel_state(v), note]
 
         finetune_start.click(start_finetune, [view_state, finetune_epochs], finetune_outputs + [message],
@@ -509,23 +504,24 @@ def build_app(studio: Studio, uploads: UploadCounts | None = None, served: Serve
                             api_visibility="private")
         finetune_panel.expand(finetune_panel_state, view_state, finetune_outputs, show_progress="hidden",
                               api_name="finetune_status")
-        wire(model_use, lambda v, path: studio.select_model(v, path), [model_select], api_name="select_model")
+        wire(model_use, studio.select_model, [model_select], api_name="select_model")
 
         # export
+        def download(fn):
+            """Handler of a button that writes a file: ``fn(view, *args) -> Answer`` with its ``file``."""
+            def handler(v: View, *args):
+                try:
+                    answer = fn(v, *args)
+                    return str(answer.file), "✅ " + answer.message
+                except Exception as exc:
+                    return None, failed(exc)
+            return handler
+
         def do_export(v: View, fmt: str, reviewed: bool):
-            try:
-                path, note = studio.export(v, fmt, bool(reviewed))
-                return str(path), "✅ " + note
-            except Exception as exc:
-                gr.Warning(user_message(exc))
-                return None, "⚠️ " + user_message(exc)
+            return download(studio.export)(v, fmt, bool(reviewed))
 
         def do_preview(v: View, boxes: bool):
-            try:
-                return str(studio.preview(v, bool(boxes))), "✅ preview written"
-            except Exception as exc:
-                gr.Warning(user_message(exc))
-                return None, "⚠️ " + user_message(exc)
+            return download(studio.preview)(v, bool(boxes))
 
         export_btn.click(do_export, [view_state, export_format, export_reviewed], [export_file, message],
                          api_name="export", concurrency_id="export")
