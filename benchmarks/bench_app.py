@@ -95,9 +95,9 @@ def measure_video(studio, spec, predictor, video: Path, frames: int, short_side:
     """Import ``video`` into a new project, then time Segment (first and all masks) and ``predict``."""
     from studio.media import ImportOptions
 
-    view = studio.create_project(video.stem)
-    view, _ = studio.import_file(view, video, ImportOptions(1, 20000, short_side))
-    view, _ = studio.add_object(view, EXPRESSION, "others")
+    view = studio.create_project(video.stem).view
+    view = studio.import_file(view, video, ImportOptions(1, 20000, short_side)).view
+    view = studio.add_object(view, EXPRESSION, "others").view
     project = studio.project(view)
     assert project.video(view.video).frame_count == frames, (project.video(view.video).frame_count, frames)
 
@@ -148,9 +148,9 @@ def measure_corrections(root: Path, height: int, frames: int = 31, repeats: int 
             yield frame
 
     studio = Studio(StudioConfig(root / "corrections", root / "downloads"))
-    view = studio.create_project("bench")
+    view = studio.create_project("bench").view
     studio.project(view).add_video("clip", scene())
-    view, _ = studio.add_object(View("bench", "clip", 0, None), "the square")
+    view = studio.add_object(View("bench", "clip", 0, None), "the square").view
     layer = np.zeros((height, width, 4), np.uint8)
     layer[height // 3:height // 3 + side, width // 8:width // 8 + side, 3] = 140
     stroke = []
@@ -160,7 +160,7 @@ def measure_corrections(root: Path, height: int, frames: int = 31, repeats: int 
         studio.frame_image(view)
         stroke.append(time.perf_counter() - start)
     start = time.perf_counter()
-    _, message = studio.propagate(view, "forward", frames - 1)
+    message = studio.propagate(view, "forward", frames - 1).message
     propagate_s = time.perf_counter() - start
     studio.close()
     return {"height": height, "brush_stroke_ms": 1000 * float(np.median(stroke)), "propagate_frames": frames - 1,

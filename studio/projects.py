@@ -33,8 +33,12 @@ class View:
 
 @dataclass(frozen=True)
 class Answer:
-    """What every action of ``Studio`` returns: the view after it, one line saying what happened, and the file
-    to download when the action made one."""
+    """What every action of ``Studio`` returns, so the UI handles one shape and one error path.
+
+    ``view``: what the tab shows next; ``message``: one line saying what happened ("" when the screen says it
+    all, e.g. after a step); ``file``: the file to download (export, preview), else None. Long work (``segment``,
+    ``track``) is not an action: it yields its progress objects instead.
+    """
 
     view: View
     message: str = ""
@@ -89,7 +93,6 @@ class ProjectLibrary:
             return
         data = {k: v for k, v in asdict(view).items() if k != "project"}
         write_bytes_atomic(self.folder(view.project) / VIEW_FILE, json.dumps(data).encode())
-
 
     def load_settings(self, name: str) -> dict:
         """Project settings (``settings.json``: e.g. the checkpoint chosen for it); empty when none."""

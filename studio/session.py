@@ -2,6 +2,8 @@
 
 A ``View`` (project, video, frame, object) is all a browser tab holds; everything else is read from the
 project store on each call, so two tabs on one project see each other's edits and a reload loses nothing.
+Every action returns an ``Answer`` (the next view, a one-line message, a file to download); queries return
+what they name.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from .finetune import FinetuneOptions
 from .errors import StudioError
 from .media import VIDEO_SUFFIXES, ImportOptions, import_media, resolve_media_path
 from .model import ModelCache, describe
-from .projects import ProjectLibrary, View
+from .projects import Answer, ProjectLibrary, View
 from .samples import get_sample
 from .propagate import propagate as propagate_mask
 from .segment import SegmentProgress, load_state, segment_into_project
@@ -48,7 +50,8 @@ class StudioConfig:
 
 
 class Studio:
-    """The studio's logic: shared by every browser session; each call takes and returns that session's ``View``."""
+    """The studio's logic: shared by every browser session; each action takes that session's ``View`` and returns
+    an ``Answer`` holding the next one."""
 
     def __init__(self, config: StudioConfig, models: ModelCache | None = None) -> None:
         self.config = config
@@ -69,32 +72,32 @@ class Studio:
                 self._open[view.project] = self.library.open(view.project)
             return self._open[view.project]
 
-    def create_project(self, name: str) -> View:
+    def create_project(self, name: str) -> Answer:
         project = self.library.create(name)
         with self._lock:
             self._open[project.folder.name] = project
-        return self._remember(View(project=project.folder.name))
+        return Answer(self._remember(View(project=project.folder.name)), f"created project {project.folder.name}")
 
-    def open_project(self, name: str) -> View:
+    def open_project(self, name: str) -> Answer:
         """Open ``name`` where the user left it (a video/object/frame that no longer exists is dropped)."""
         if not name:
             raise StudioError("choose a project to open")
         view = self.library.load_view(name)
-        return self._valid(view)
+        return Answer(self._valid(view))
 
-    def open_sample(self, name: str) -> tuple[View, str]:
+    def open_sample(self, name: str) -> Answer:
         """A project holding the shipped sample ``name`` (see :mod:`studio.samples`) with its expressions as objects;
         opened as left when it exists already. The first object is selected, ready to segment."""
         sample = get_sample(name)
         project_name = f"Sample {sample.name.rsplit('_', 1)[-1]}"
         with self._sample_lock:  # sessions opening a sample at once: one makes it, the others open it made
             if project_name in self.library.names():
-                return self.open_project(project_name), f"opened {project_name}"
+                return replace(self.open_project(project_name), message=f"opened {project_name}")
             return self._make_sample(sample, project_name)
 
-    def _make_sample(self, sample, project_name: str) -> tuple[View, str]:
-        view = self.create_project(project_name)
-        view, _ = self.import_file(view, sample.file, ImportOptions())
+    def _make_sample(self, sample, project_name: str) -> Answer:
+        view = self.create_project(project_name).view
+        view = self.import_file(view, sample.file, ImportOptions()).view
         by_object: dict[int, list[str]] = {}
         for text, obj_id in sample.expressions:
             by_object.setdefault(obj_id, []).append(validate_expression(text))
@@ -103,15 +106,15 @@ class Studio:
                                       obj_id=obj_id)
                    for obj_id, texts in by_object.items()]
         view = self._remember(replace(view, obj_id=created[0].obj_id))
-        return view, (f"opened {project_name}: {len(created)} objects, {len(sample.expressions)} expressions; press "
-                      f"Segment all to run the bundled model")
+        return Answer(view, f"opened {project_name}: {len(created)} objects, {len(sample.expressions)} expressions; "
+                            f"press Segment all to run the bundled model")
 
-    def resume(self, view: View) -> View:
+    def resume(self, view: View) -> Answer:
         """A new tab: ``view`` if it has a project, else the most recently used project where it was left."""
         if view.project:
-            return self._valid(view)
+            return Answer(self._valid(view))
         names = self.library.names()
-        return self.open_project(names[0]) if names else view
+        return self.open_project(names[0]) if names else Answer(view)
 
     def close(self) -> None:
         with self._lock:
@@ -121,39 +124,39 @@ class Studio:
 
     # ------------------------------------------------------------------ media
     def import_file(self, view: View, source: str | Path, options: ImportOptions,
-                    progress: Callable[[int, int], None] | None = None) -> tuple[View, str]:
+                    progress: Callable[[int, int], None] | None = None) -> Answer:
         """Add the video or frame zip at ``source`` (an upload) and show it."""
         info = import_media(self.project(view), source, options, progress=progress)
-        return self._remember(View(view.project, info.name, 0, None)), _imported(info)
+        return Answer(self._remember(View(view.project, info.name, 0, None)), _imported(info))
 
     def import_media_path(self, view: View, path_text: str, options: ImportOptions,
-                          progress: Callable[[int, int], None] | None = None) -> tuple[View, str]:
+                          progress: Callable[[int, int], None] | None = None) -> Answer:
         """Add a video found by path under ``--media-dir`` (no upload)."""
         path = resolve_media_path(path_text, self.config.media_dirs)
         return self.import_file(view, path, options, progress)
 
-    def select_video(self, view: View, video: str | None) -> View:
+    def select_video(self, view: View, video: str | None) -> Answer:
         if not video:
             raise StudioError("choose a video")
         project = self.project(view)
         project.video(video)
         objects = project.objects(video)
-        return self._remember(View(view.project, video, 0, objects[0].obj_id if objects else None))
+        return Answer(self._remember(View(view.project, video, 0, objects[0].obj_id if objects else None)))
 
-    def remove_video(self, view: View) -> tuple[View, str]:
+    def remove_video(self, view: View) -> Answer:
         video = self._video(view)
         self.project(view).remove_video(video)
-        return self._valid(View(view.project)), f"removed video {video}"
+        return Answer(self._valid(View(view.project)), f"removed video {video}")
 
     # ------------------------------------------------------------------ objects
-    def add_object(self, view: View, expression: str, category: str = "") -> tuple[View, str]:
+    def add_object(self, view: View, expression: str, category: str = "") -> Answer:
         """A new object of the current video with one referring expression; other objects are untouched."""
         video = self._video(view)
         text = validate_expression(expression)
         obj = self.project(view).add_object(video, [text], category=_category(category))
-        return self._remember(replace(view, obj_id=obj.obj_id)), f"added object {obj.obj_id}: “{text}”"
+        return Answer(self._remember(replace(view, obj_id=obj.obj_id)), f"added object {obj.obj_id}: “{text}”")
 
-    def update_object(self, view: View, expression: str, category: str = "") -> tuple[View, str]:
+    def update_object(self, view: View, expression: str, category: str = "") -> Answer:
         """Replace the current object's first expression (others kept) and its category."""
         obj = self.current_object(view)
         text = validate_expression(expression)
@@ -162,18 +165,19 @@ class Studio:
             project.set_expressions(obj.video, obj.obj_id, [text, *[e for e in obj.expressions[1:] if e != text]])
         if _category(category) != obj.category:
             project.set_category(obj.video, obj.obj_id, _category(category))
-        return view, f"updated object {obj.obj_id}"
+        return Answer(view, f"updated object {obj.obj_id}")
 
-    def delete_object(self, view: View) -> tuple[View, str]:
+    def delete_object(self, view: View) -> Answer:
         obj = self.current_object(view)
         self.project(view).remove_object(obj.video, obj.obj_id)
         rest = self.project(view).objects(obj.video)
-        return self._remember(replace(view, obj_id=rest[0].obj_id if rest else None)), f"deleted object {obj.obj_id}"
+        return Answer(self._remember(replace(view, obj_id=rest[0].obj_id if rest else None)),
+                      f"deleted object {obj.obj_id}")
 
-    def select_object(self, view: View, obj_id: int | None) -> View:
+    def select_object(self, view: View, obj_id: int | None) -> Answer:
         if obj_id is not None:
             self.project(view).object(self._video(view), int(obj_id))
-        return self._remember(replace(view, obj_id=None if obj_id is None else int(obj_id)))
+        return Answer(self._remember(replace(view, obj_id=None if obj_id is None else int(obj_id))))
 
     def objects(self, view: View) -> list[ObjectInfo]:
         return self.project(view).objects(view.video) if view.project and view.video else []
@@ -200,17 +204,17 @@ class Studio:
         return corrections.candidates(self.project(view), obj.video, obj.obj_id, view.frame, predictor, state)
 
     def pick_candidate(self, view: View, query: int, scope: str = corrections.SCOPES[0],
-                       until: int | None = None) -> tuple[View, str]:
+                       until: int | None = None) -> Answer:
         """Make candidate ``query`` the object's mask on this frame, a range, or the whole video."""
         obj = self.current_object(view)
         predictor, state = self._segmented(view, obj)
         project = self.project(view)
         frames = corrections.scope_frames(scope, view.frame, until, project.video(obj.video).frame_count)
         count = corrections.pick(project, obj.video, obj.obj_id, predictor, state, int(query), frames)
-        return view, f"candidate {query} picked for {count} frame(s)"
+        return Answer(view, f"candidate {query} picked for {count} frame(s)")
 
     def pick_at(self, view: View, x: float, y: float, scope: str = corrections.SCOPES[0],
-                until: int | None = None) -> tuple[View, str]:
+                until: int | None = None) -> Answer:
         """Pick the candidate whose mask covers the clicked pixel (x, y) of the current frame."""
         obj = self.current_object(view)
         predictor, state = self._segmented(view, obj)
@@ -222,51 +226,52 @@ class Studio:
         obj = self.current_object(view)
         return corrections.editor_value(self.project(view), obj.video, obj.obj_id, view.frame)
 
-    def brush_save(self, view: View, value: dict | None) -> tuple[View, str]:
+    def brush_save(self, view: View, value: dict | None) -> Answer:
         """Store the painted mask as the object's mask on the current frame (origin ``hand``)."""
         obj = self.current_object(view)
         mask = corrections.save_painted(self.project(view), obj.video, obj.obj_id, view.frame, value)
-        return view, f"painted mask of object {obj.obj_id} saved on frame {view.frame} ({int(mask.sum())} pixels)"
+        return Answer(view, f"painted mask of object {obj.obj_id} saved on frame {view.frame} "
+                            f"({int(mask.sum())} pixels)")
 
-    def propagate(self, view: View, direction: str = "forward", max_frames: int = 30) -> tuple[View, str]:
+    def propagate(self, view: View, direction: str = "forward", max_frames: int = 30) -> Answer:
         """Spread the current object's mask on the current frame to its neighbours (optical flow)."""
         obj = self.current_object(view)
         result = propagate_mask(self.project(view), obj.video, obj.obj_id, view.frame, direction, int(max_frames))
-        return view, result.describe()
+        return Answer(view, result.describe())
 
     # ------------------------------------------------------------------ review
-    def goto(self, view: View, frame: int) -> View:
+    def goto(self, view: View, frame: int) -> Answer:
         count = self.project(view).video(self._video(view)).frame_count
-        return self._remember(replace(view, frame=int(min(max(int(frame), 0), count - 1))))
+        return Answer(self._remember(replace(view, frame=int(min(max(int(frame), 0), count - 1)))))
 
-    def step(self, view: View, delta: int) -> View:
+    def step(self, view: View, delta: int) -> Answer:
         count = self.project(view).video(self._video(view)).frame_count
-        return self._remember(replace(view, frame=(view.frame + delta) % count))
+        return Answer(self._remember(replace(view, frame=(view.frame + delta) % count)))
 
-    def jump(self, view: View, kind: str, threshold: float = review.LOW_CONFIDENCE) -> View:
+    def jump(self, view: View, kind: str, threshold: float = review.LOW_CONFIDENCE) -> Answer:
         """To the next ``unreviewed`` or ``low`` confidence frame (``StudioError`` when there is none)."""
         frame = review.next_frame(self.project(view), self._video(view), view.frame, kind, view.obj_id, threshold)
-        return self._remember(replace(view, frame=frame))
+        return Answer(self._remember(replace(view, frame=frame)))
 
-    def mark(self, view: View, state: ReviewState | str, advance: bool = True) -> tuple[View, str]:
+    def mark(self, view: View, state: ReviewState | str, advance: bool = True) -> Answer:
         """Set the current frame's review state, then (by default) step to the next frame."""
         project, video = self.project(view), self._video(view)
         review.mark(project, video, view.frame, state)
         message = f"frame {view.frame} marked {ReviewState(state).value.replace('_', ' ')}"
-        return (self.step(view, 1) if advance else view), message
+        return Answer(self.step(view, 1).view if advance else view, message)
 
-    def mark_all(self, view: View, state: ReviewState | str) -> str:
+    def mark_all(self, view: View, state: ReviewState | str) -> Answer:
         project, video = self.project(view), self._video(view)
         review.mark(project, video, range(project.video(video).frame_count), state)
-        return f"all frames marked {ReviewState(state).value.replace('_', ' ')}"
+        return Answer(view, f"all frames marked {ReviewState(state).value.replace('_', ' ')}")
 
-    def undo(self, view: View) -> str:
+    def undo(self, view: View) -> Answer:
         done = self.project(view).undo()
-        return f"undid: {done}" if done else "nothing to undo"
+        return Answer(view, f"undid: {done}" if done else "nothing to undo")
 
-    def redo(self, view: View) -> str:
+    def redo(self, view: View) -> Answer:
         done = self.project(view).redo()
-        return f"redid: {done}" if done else "nothing to redo"
+        return Answer(view, f"redid: {done}" if done else "nothing to redo")
 
     # ------------------------------------------------------------------ pictures
     def frame_image(self, view: View, show_boxes: bool = False, show_labels: bool = True) -> np.ndarray | None:
@@ -279,7 +284,7 @@ class Studio:
             return None
         return render.confidence_curve(self.project(view), view.video, view.obj_id, view.frame, threshold)
 
-    def curve_click(self, view: View, x: float) -> View:
+    def curve_click(self, view: View, x: float) -> Answer:
         count = self.project(view).video(self._video(view)).frame_count
         return self.goto(view, render.curve_frame(x, count))
 
@@ -309,14 +314,19 @@ class Studio:
         return " · ".join(parts)
 
     # ------------------------------------------------------------------ export
-    def export(self, view: View, fmt: str, reviewed_only: bool = False) -> tuple[Path, str]:
-        return export_mod.export_zip(self.project(view), fmt, self.config.downloads_dir, reviewed_only)
+    def export(self, view: View, fmt: str, reviewed_only: bool = False) -> Answer:
+        """The project as a zip in ``fmt`` (``file``), and what went into it (``message``)."""
+        path, note = export_mod.export_zip(self.project(view), fmt, self.config.downloads_dir, reviewed_only)
+        return Answer(view, note, path)
 
-    def preview(self, view: View, show_boxes: bool = False) -> Path:
-        return export_mod.export_preview(self.project(view), self._video(view), self.config.downloads_dir, show_boxes)
+    def preview(self, view: View, show_boxes: bool = False) -> Answer:
+        """An mp4 of the current video with its masks drawn (``file``)."""
+        path = export_mod.export_preview(self.project(view), self._video(view), self.config.downloads_dir,
+                                         show_boxes)
+        return Answer(view, "preview written", path)
 
     # ------------------------------------------------------------------ fine-tuning
-    def finetune_start(self, view: View, options: FinetuneOptions = FinetuneOptions()) -> tuple[View, str]:
+    def finetune_start(self, view: View, options: FinetuneOptions = FinetuneOptions()) -> Answer:
         """Fine-tune this project's model on its reviewed frames, in another process (the studio stays usable)."""
         spec = self.model_settings(view)
         if spec.checkpoint is None:
@@ -325,7 +335,7 @@ class Studio:
             options = replace(options, working_size=spec.short_side)
         run_id = finetune.start_run(self.project(view), spec.checkpoint, spec.text_encoder, spec.device, options,
                                     locks_dir=self.config.projects_dir / LOCKS_FOLDER)
-        return view, f"fine-tuning started (run {run_id})"
+        return Answer(view, f"fine-tuning started (run {run_id})")
 
     def finetune_status(self, view: View) -> finetune.RunStatus | None:
         """The project's latest fine-tuning run, or None."""
@@ -334,11 +344,11 @@ class Studio:
         runs = finetune.list_runs(self.project(view))
         return runs[0] if runs else None
 
-    def finetune_cancel(self, view: View) -> tuple[View, str]:
+    def finetune_cancel(self, view: View) -> Answer:
         status = self.finetune_status(view)
         if status is None or status.state != "running":
             raise StudioError("no fine-tuning run is going on in this project")
-        return view, finetune.cancel_run(self.project(view), status.run_id).message
+        return Answer(view, finetune.cancel_run(self.project(view), status.run_id).message)
 
     def model_choices(self, view: View) -> list[tuple[str, str]]:
         """(label, checkpoint) of the models this project can use: the start-up one, then its fine-tuned ones."""
@@ -354,7 +364,7 @@ class Studio:
             return replace(self.config.model, checkpoint=chosen)
         return self.config.model
 
-    def select_model(self, view: View, checkpoint: str | None) -> tuple[View, str]:
+    def select_model(self, view: View, checkpoint: str | None) -> Answer:
         """Use ``checkpoint`` for this project from now on (None: the studio's start-up model)."""
         if not view.project:
             raise StudioError("open a project first")
@@ -363,7 +373,7 @@ class Studio:
         settings = self.library.load_settings(view.project)
         settings["checkpoint"] = checkpoint or None
         self.library.save_settings(view.project, settings)
-        return view, f"model for project {view.project}: {describe(self.model_settings(view))}"
+        return Answer(view, f"model for project {view.project}: {describe(self.model_settings(view))}")
 
     # ------------------------------------------------------------------ internals
     def _model_state(self, view: View, create: bool) -> tuple[VideoPredictor, InferenceState | None]:
@@ -433,7 +443,7 @@ class Studio:
         return f"tracker: {describe_tracker(self.tracker()[0])}"
 
     def click(self, view: View, points: Sequence[tuple[float, float, bool]] = (),
-              box: Sequence[float] | None = None) -> tuple[View, str]:
+              box: Sequence[float] | None = None) -> Answer:
         """The current object's mask on this frame from all its clicks so far ``(x, y, positive)`` and/or a box
         ``(x0, y0, x1, y1)`` in frame pixels; stored with origin ``hand``."""
         obj = self.current_object(view)
@@ -441,7 +451,7 @@ class Studio:
         info = project.video(obj.video)
         prompt = tracking.make_prompt(points, box, info.width, info.height)
         mask = tracking.click(project, obj.video, obj.obj_id, view.frame, prompt, self.tracker()[1])
-        return view, f"object {obj.obj_id} on frame {view.frame}: {int(mask.sum())} pixels from the tracker"
+        return Answer(view, f"object {obj.obj_id} on frame {view.frame}: {int(mask.sum())} pixels from the tracker")
 
     def track(self, view: View, direction: str = "forward", max_frames: int | None = None
               ) -> Iterator[tracking.TrackProgress]:
@@ -451,13 +461,13 @@ class Studio:
         yield from tracking.track(self.project(view), obj.video, obj.obj_id, view.frame, self.tracker()[1],
                                   direction, max_frames)
 
-    def refine(self, view: View, all_objects: bool = False, k: int = tracking.REFINE_FRAMES) -> tuple[View, str]:
+    def refine(self, view: View, all_objects: bool = False, k: int = tracking.REFINE_FRAMES) -> Answer:
         """After Segment: the tracker re-draws the model's frames of the current object (or all objects) from
         its ``k`` most confident frames; a person's frames and the model's scores stay."""
         video = self._video(view)
         obj_ids = [o.obj_id for o in self.objects(view)] if all_objects else [self.current_object(view).obj_id]
         changed = tracking.refine(self.project(view), video, obj_ids, self.tracker()[1], int(k))
-        return view, f"refined {changed} model frame(s) with the tracker"
+        return Answer(view, f"refined {changed} model frame(s) with the tracker")
 
 
 def _category(text: str) -> str:

@@ -14,15 +14,15 @@ from studio.media import ImportOptions
 
 @pytest.fixture
 def segmented(studio, sample_video):
-    view = studio.create_project("demo")
-    view, _ = studio.import_file(view, sample_video, ImportOptions())
-    view, _ = studio.add_object(view, "the red square")
+    view = studio.create_project("demo").view
+    view = studio.import_file(view, sample_video, ImportOptions()).view
+    view = studio.add_object(view, "the red square").view
     list(studio.segment(view))
     return view
 
 
 def test_candidates_are_every_query_best_first(studio, segmented):
-    found = studio.candidates(studio.goto(segmented, 3))
+    found = studio.candidates(studio.goto(segmented, 3).view)
     assert len(found) == 5
     assert [c.video_score for c in found] == sorted((c.video_score for c in found), reverse=True)
     assert [c.in_use for c in found] == [True] + [False] * 4  # the model's choice is what a run stored
@@ -34,18 +34,18 @@ def test_candidates_are_every_query_best_first(studio, segmented):
 
 
 def test_the_candidate_in_use_follows_a_pick(studio, segmented):
-    view = studio.goto(segmented, 3)
+    view = studio.goto(segmented, 3).view
     runner_up = studio.candidates(view)[1].query
-    view, _ = studio.pick_candidate(view, runner_up)
+    view = studio.pick_candidate(view, runner_up).view
     assert [c.query for c in studio.candidates(view) if c.in_use] == [runner_up]
-    assert [c.in_use for c in studio.candidates(studio.goto(view, 2))] == [True] + [False] * 4
+    assert [c.in_use for c in studio.candidates(studio.goto(view, 2).view)] == [True] + [False] * 4
 
 
 def test_picking_a_candidate_for_a_range_stores_its_masks_as_hand(studio, segmented):
-    view = studio.goto(segmented, 2)
+    view = studio.goto(segmented, 2).view
     predictor, state = studio._model_state(view, create=False)
     runner_up = [c.query for c in studio.candidates(view)][1]
-    view, message = studio.pick_candidate(view, runner_up, SCOPES[1], until=5)
+    message = studio.pick_candidate(view, runner_up, SCOPES[1], until=5).message
     assert message == f"candidate {runner_up} picked for 4 frame(s)"
     expected, _ = predictor.query_masks(state, 1, runner_up, range(2, 6))
     project = studio.project(view)
@@ -58,12 +58,14 @@ def test_picking_a_candidate_for_a_range_stores_its_masks_as_hand(studio, segmen
 
 
 def test_a_picked_candidate_is_not_a_low_score_frame(studio, segmented):
-    view = studio.goto(segmented, 2)
+    view = studio.goto(segmented, 2).view
     least = min(studio.candidates(view), key=lambda c: c.video_score).query
-    assert studio.jump(studio.goto(view, 7), "low", threshold=1.0).frame == 0  # the model's masks: all below 1
-    view, _ = studio.pick_candidate(view, least, SCOPES[1], until=5)
+    low = studio.jump(studio.goto(view, 7).view, "low", threshold=1.0).view
+    assert low.frame == 0  # the model's masks: all below 1
+    view = studio.pick_candidate(view, least, SCOPES[1], until=5).view
     assert all(m.score is not None for m in studio.project(view).mask_infos("square", 1))  # the pick keeps its scores
-    assert studio.jump(studio.goto(view, 1), "low", threshold=1.0).frame == 6  # frames 2-5: chosen by a person
+    low = studio.jump(studio.goto(view, 1).view, "low", threshold=1.0).view
+    assert low.frame == 6  # frames 2-5: chosen by a person
     curve = studio.curve_image(view, threshold=1.0)
     red = (curve[..., 0] > 200) & (curve[..., 1] < 60) & (curve[..., 2] < 60)
     columns = np.flatnonzero(red.any(0))
@@ -72,7 +74,7 @@ def test_a_picked_candidate_is_not_a_low_score_frame(studio, segmented):
 
 
 def test_a_click_picks_the_best_candidate_covering_it(studio, segmented):
-    view = studio.goto(segmented, 1)
+    view = studio.goto(segmented, 1).view
     predictor, state = studio._model_state(view, create=False)
     # random weights: put the threshold mid-way through this frame's mask probabilities so candidates differ
     median = float(state.results[1].mask_logits[1].sigmoid().median())
@@ -83,7 +85,7 @@ def test_a_click_picks_the_best_candidate_covering_it(studio, segmented):
     assert len(covered) > 0
     y, x = covered[len(covered) // 2]
     expected = max((q for q in masks if masks[q][y, x]), key=lambda q: scores[q])
-    view, message = studio.pick_at(view, float(x), float(y))
+    message = studio.pick_at(view, float(x), float(y)).message
     assert message == f"candidate {expected} picked for 1 frame(s)"
     empty = np.argwhere(~np.any(np.stack(list(masks.values())), 0))
     assert len(empty) > 0
@@ -92,20 +94,20 @@ def test_a_click_picks_the_best_candidate_covering_it(studio, segmented):
 
 
 def test_candidates_need_a_run_with_the_current_expression(studio, segmented):
-    view, _ = studio.update_object(segmented, "the grey background")
+    view = studio.update_object(segmented, "the grey background").view
     with pytest.raises(StudioError, match="segment object 1 with its current expression first"):
         studio.candidates(view)
 
 
 def test_brush_replaces_the_frame_mask_at_full_resolution(studio, segmented):
-    view = studio.goto(segmented, 4)
+    view = studio.goto(segmented, 4).view
     value = studio.brush_start(view)
     assert value["background"].shape == (72, 128, 3) and value["layers"][0].shape == (72, 128, 4)
     layer = np.zeros((72, 128, 4), np.uint8)
     layer[10:30, 40:90] = (*object_colour(1), 140)
     layer[15:20, 50:60, 3] = 0  # erased
     value["layers"] = [layer]
-    view, message = studio.brush_save(view, value)
+    message = studio.brush_save(view, value).message
     stored = studio.project(view).get_mask("square", 1, 4)
     expected = layer[..., 3] > 0
     assert np.array_equal(stored, expected) and "saved on frame 4" in message
@@ -118,13 +120,13 @@ def test_brush_replaces_the_frame_mask_at_full_resolution(studio, segmented):
 
 
 def test_a_later_model_run_keeps_the_correction_and_propagation_changes_the_next_frames(studio, segmented):
-    view = studio.goto(segmented, 0)
+    view = studio.goto(segmented, 0).view
     truth = np.zeros((72, 128), bool)
     truth[24:48, 4:28] = True
     studio.brush_save(view, {"layers": [np.dstack([np.zeros((72, 128, 3), np.uint8), truth.astype(np.uint8) * 255])]})
     project = studio.project(view)
     before = {t: project.get_mask("square", 1, t).copy() for t in range(1, 4)}
-    view, message = studio.propagate(view, "forward", 3)
+    message = studio.propagate(view, "forward", 3).message
     assert message.startswith("propagated to 3 frame(s)")
     for t in range(1, 4):
         after = project.get_mask("square", 1, t)
@@ -132,7 +134,7 @@ def test_a_later_model_run_keeps_the_correction_and_propagation_changes_the_next
     list(studio.segment(view))
     assert np.array_equal(project.get_mask("square", 1, 0), truth)
     assert {m.origin for m in project.mask_infos("square", 1) if m.frame < 4} == {Origin.HAND, Origin.PROPAGATED}
-    assert studio.undo(view).startswith("undid")
+    assert studio.undo(view).message.startswith("undid")
 
 
 def test_a_candidate_thumbnail_lights_its_mask_and_dims_the_rest():

@@ -149,10 +149,10 @@ def one_line(message: str) -> None:
 def project_with_work(studio, sample_video):
     from studio.media import ImportOptions
 
-    view = studio.create_project("full")
-    view, _ = studio.import_file(view, sample_video, ImportOptions())
-    view, _ = studio.add_object(view, "the red square", "others")
-    view, _ = studio.mark(view, "reviewed", advance=False)
+    view = studio.create_project("full").view
+    view = studio.import_file(view, sample_video, ImportOptions()).view
+    view = studio.add_object(view, "the red square", "others").view
+    view = studio.mark(view, "reviewed", advance=False).view
     return view
 
 

@@ -163,7 +163,7 @@ def test_the_bundled_model_fine_tunes_at_its_working_size_from_the_studio(tmp_pa
         import_into(project, "ytvos", generate_dataset(tmp_path / "synthetic", num_videos=2, num_frames=2, seed=1))
         review_all(project)
         options = FinetuneOptions(epochs=1, max_steps=2, num_frames=2, extra=("--no-augment", "--num-workers", "0"))
-        view, message = studio.finetune_start(View(project="shapes"), options)
+        message = studio.finetune_start(View(project="shapes"), options).message
         run_id = message.split("run ")[1].rstrip(")")
         status = wait_until(project, run_id, lambda s: s.state != "running", timeout=300)
         assert status.state == "finished", status.log_tail

@@ -31,7 +31,8 @@ def test_a_sample_mp4_is_its_generated_video():
 
 def test_open_sample_makes_a_project_with_one_object_per_referred_object(studio):
     sample = get_sample("sample_1")
-    view, note = studio.open_sample("sample_1")
+    answer = studio.open_sample("sample_1")
+    view, note = answer.view, answer.message
     assert view.project and view.video and "press Segment" in note
     objects = studio.objects(view)
     assert sorted(o.obj_id for o in objects) == sorted({obj for _, obj in sample.expressions})
@@ -39,7 +40,8 @@ def test_open_sample_makes_a_project_with_one_object_per_referred_object(studio)
     assert texts == sorted(text for text, _ in sample.expressions)
     assert view.obj_id == objects[0].obj_id
     assert {o.obj_id: o.category for o in objects} == sample.categories  # the kinds, not "others"
-    again, note = studio.open_sample("sample_1")  # opened as left, not imported twice
+    answer = studio.open_sample("sample_1")  # opened as left, not imported twice
+    again, note = answer.view, answer.message
     assert again.project == view.project and note.startswith("opened") and len(studio.objects(again)) == len(objects)
     assert sample.file.is_file()  # the shipped file is read, never moved or deleted
 

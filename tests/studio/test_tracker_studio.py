@@ -24,9 +24,9 @@ def slow_video(tmp_path_factory):
 
 @pytest.fixture
 def view(studio, slow_video):
-    view = studio.create_project("clicks")
-    view, _ = studio.import_file(view, slow_video, ImportOptions())
-    view, _ = studio.add_object(view, "the red square")
+    view = studio.create_project("clicks").view
+    view = studio.import_file(view, slow_video, ImportOptions()).view
+    view = studio.add_object(view, "the red square").view
     return view
 
 
@@ -46,7 +46,7 @@ def truth(t):
 
 def test_box_then_click_gives_a_hand_mask(studio, view):
     assert studio.tracker_line().startswith("tracker: GrabCut")
-    view, message = studio.click(view, box=BOX)
+    message = studio.click(view, box=BOX).message
     assert "pixels from the tracker" in message
     mask = studio.project(view).get_mask(view.video, view.obj_id, 0)
     assert origins(studio, view) == {0: Origin.HAND}
@@ -56,14 +56,14 @@ def test_box_then_click_gives_a_hand_mask(studio, view):
 
 
 def test_track_forward_then_backward_with_undo(studio, view):
-    view, _ = studio.click(view, box=BOX)
+    view = studio.click(view, box=BOX).view
     steps = list(studio.track(view, "forward", 4))
     assert steps[-1].stored == 4 and "tracked 4 frame(s)" in steps[-1].describe()
     assert origins(studio, view) == {0: Origin.HAND, **{t: Origin.TRACKED for t in range(1, 5)}}
     assert region_similarity(studio.project(view).get_mask(view.video, view.obj_id, 3), truth(3)) >= 0.6
-    assert studio.undo(view).startswith("undid")
+    assert studio.undo(view).message.startswith("undid")
     assert origins(studio, view) == {0: Origin.HAND}
-    back = studio.goto(view, T - 1)
+    back = studio.goto(view, T - 1).view
     studio.click(back, box=(84, 20, 128, 52))
     list(studio.track(back, "backward", 6))
     assert {t for t, o in origins(studio, view).items() if o == Origin.TRACKED} == set(range(T - 7, T - 1))
@@ -81,7 +81,7 @@ def test_tracking_stops_at_the_next_hand_frame_and_keeps_it(studio, view):
     assert np.array_equal(project.get_mask(view.video, view.obj_id, 5), correction)
     assert origins(studio, view) == {0: Origin.HAND, 1: Origin.TRACKED, 2: Origin.TRACKED, 3: Origin.TRACKED,
                                      4: Origin.TRACKED, 5: Origin.HAND}
-    middle = studio.goto(view, 10)
+    middle = studio.goto(view, 10).view
     project.set_mask(view.video, view.obj_id, 10, truth(10), Origin.HAND)
     list(studio.track(middle, "both", 3))  # back to frame 7, on to 13
     assert {t for t, o in origins(studio, view).items() if o == Origin.TRACKED} == {1, 2, 3, 4, 7, 8, 9, 11, 12, 13}
@@ -107,7 +107,7 @@ def test_sam2_track_in_the_studio_is_the_engine_conditioned_on_hand_frames(studi
     real_track = engine.track
     engine.track = lambda frames, conditioning, *rest: (given.append((dict(conditioning), rest)),
                                                         real_track(frames, conditioning, *rest))[1]
-    list(studio.track(studio.goto(view, 1), "forward", 6))  # stops at the hand frame 4, which conditions it
+    list(studio.track(studio.goto(view, 1).view, "forward", 6))  # stops at the hand frame 4, which conditions it
     [(conditioning, rest)] = given
     assert sorted(conditioning) == [1, 4] and rest == (1, "forward", 3)
     assert all(np.array_equal(conditioning[t][1], truth(t)) for t in (1, 4))
@@ -127,7 +127,7 @@ def test_refine_after_segment_changes_model_frames_only(studio, view, sam2_folde
     project.set_mask(view.video, view.obj_id, 2, hand, Origin.HAND)
     before = {m.frame: m for m in project.mask_infos(view.video, view.obj_id)}
     masks_before = {t: project.get_mask(view.video, view.obj_id, t) for t in before}
-    view, message = studio.refine(view)
+    message = studio.refine(view).message
     after = {m.frame: m for m in project.mask_infos(view.video, view.obj_id)}
     assert message.startswith("refined")
     assert np.array_equal(project.get_mask(view.video, view.obj_id, 2), hand) and after[2].origin == Origin.HAND
@@ -142,7 +142,7 @@ def test_bad_inputs_give_one_line(studio, view, tmp_path):
         (lambda: studio.click(view, [(500, 10, True)]), "outside the 128x72 frame"),
         (lambda: studio.click(view, box=(10, 10, 10, 40)), "no area"),
         (lambda: studio.click(view), "click on the object"),
-        (lambda: studio.click(studio.select_object(view, None), [(5, 5, True)]), "add or choose an object"),
+        (lambda: studio.click(studio.select_object(view, None).view, [(5, 5, True)]), "add or choose an object"),
         (lambda: list(studio.track(view, "forward")), "no mask on frame 0"),
         (lambda: list(studio.track(view, "sideways")), "direction must be"),
         (lambda: studio.use_tracker("what/is/this"), "unknown tracker"),
@@ -176,7 +176,7 @@ def test_tracker_flags_make_the_settings():
 
 def test_refine_tracks_several_objects_in_one_run(studio, view, sam2_folder):
     studio.use_tracker(str(sam2_folder))
-    view, _ = studio.add_object(view, "the grey background")
+    view = studio.add_object(view, "the grey background").view
     list(studio.segment(view, all_objects=True))
     project = studio.project(view)
     before = {o.obj_id: project.get_masks(view.video, o.obj_id) for o in studio.objects(view)}
@@ -185,7 +185,7 @@ def test_refine_tracks_several_objects_in_one_run(studio, view, sam2_folder):
     real_track = engine.track
     engine.track = lambda frames, conditioning, *rest: (runs.append(dict(conditioning)),
                                                         real_track(frames, conditioning, *rest))[1]
-    view, message = studio.refine(view, all_objects=True, k=2)
+    message = studio.refine(view, all_objects=True, k=2).message
     [conditioning] = runs
     assert {o for masks in conditioning.values() for o in masks} == {1, 2}
     assert all(1 <= sum(o in masks for masks in conditioning.values()) <= 2 for o in (1, 2))  # k=2, non-empty
