@@ -2,10 +2,12 @@
 
 ``segment`` seeds ``cv2.grabCut`` with the box (outside it: sure background), the clicks (sure foreground /
 background disks) and the object's current mask (probable foreground) and works on a crop around them, so a
-click costs the same on a 720p frame as on a small one. ``track`` moves each object's mask frame by frame with
-the flow (:func:`studio.propagate.object_motion`), snaps it to the object there with GrabCut (:func:`refit`: a
-uniform object gives the flow nothing to hold on to) and restarts from every conditioning frame it reaches, so
-a person's corrections stick.
+click costs the same on a 720p frame as on a small one. ``track`` moves each object's mask frame by frame: a
+coarse shift first (:func:`coarse_shift`: the object's patch found again near where its last motion points, so
+an object moving by half its size per frame is not lost), then the flow's similarity from there
+(:func:`studio.propagate.object_motion`), then GrabCut snaps it to the object (:func:`refit`: a uniform object
+gives the flow nothing to hold on to); it restarts from every conditioning frame it reaches, so a person's
+corrections stick.
 """
 from __future__ import annotations
 
@@ -105,6 +107,41 @@ def refit(image: np.ndarray, moved: np.ndarray) -> np.ndarray:
     found = np.isin(labels, held)
     return found if found.sum() >= 0.25 * moved.sum() else moved
 
+def coarse_shift(mask: np.ndarray, previous: np.ndarray, current: np.ndarray,
+                 velocity: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The ``[2, 3]`` translation that moves the object of ``mask`` (on grey frame ``previous`` ``[H, W]``) to
+    where its patch best matches grey frame ``current``, searched within half its size around the position its
+    last ``velocity`` (pixels per frame, x and y) predicts."""
+    h, w = mask.shape
+    x, y, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
+    reach = max(bw, bh) // 2 + 8
+    px, py = int(round(x + velocity[0])), int(round(y + velocity[1]))
+    sx0, sy0 = max(0, px - reach), max(0, py - reach)
+    sx1, sy1 = min(w, px + bw + reach), min(h, py + bh + reach)
+    if sx1 - sx0 < bw or sy1 - sy0 < bh or bw < 2 or bh < 2:
+        return np.float32([[1, 0, 0], [0, 1, 0]])
+    score = cv2.matchTemplate(current[sy0:sy1, sx0:sx1], previous[y:y + bh, x:x + bw], cv2.TM_SQDIFF_NORMED)
+    _, _, (mx, my), _ = cv2.minMaxLoc(score)
+    return np.float32([[1, 0, sx0 + mx - x], [0, 1, sy0 + my - y]])
+
+
+def follow(mask: np.ndarray, previous: np.ndarray, current: np.ndarray, image: np.ndarray,
+           velocity: tuple[float, float]) -> np.ndarray:
+    """``mask`` of grey frame ``previous`` carried to grey frame ``current`` (RGB ``image``): coarse shift, flow,
+    GrabCut (see the module's docstring)."""
+    shift = coarse_shift(mask, previous, current, velocity)
+    shifted = warp_mask(mask, shift)
+    if not shifted.any():
+        return shifted
+    source = cv2.warpAffine(previous, shift, (previous.shape[1], previous.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+    return refit(image, warp_mask(shifted, object_motion(shifted, source, current)))
+
+
+def _centre(mask: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean(), ys.mean()]) if len(xs) else np.zeros(2)
+
+
 def _components(mask: np.ndarray, positives: list, negatives: list, radius: int, clicks_only: bool,
                 current: np.ndarray | None) -> np.ndarray:
     """``mask`` less its components touching a negative click; without a box, only the components holding a
@@ -158,13 +195,15 @@ class GrabCutEngine:
         steps = {"forward": [1], "backward": [-1], "both": [1, -1]}[direction]
         for step in steps:
             current = {o: np.asarray(m, bool) for o, m in given.items()}
+            velocity = {o: (0.0, 0.0) for o in current}
             stop = min(frames.count - 1, start + max_frames) if step > 0 else max(0, start - max_frames)
             previous = start
             for t in range(start + step, stop + step, step):
                 out: dict[int, np.ndarray] = {}
                 for obj_id, mask in current.items():
                     if mask.any():
-                        out[obj_id] = refit(image(t), warp_mask(mask, object_motion(mask, grey(previous), grey(t))))
+                        out[obj_id] = follow(mask, grey(previous), grey(t), image(t), velocity.get(obj_id, (0.0, 0.0)))
+                        velocity[obj_id] = tuple(_centre(out[obj_id]) - _centre(mask)) if out[obj_id].any() else (0, 0)
                 out.update({o: np.asarray(m, bool) for o, m in conditioning.get(t, {}).items()})
                 current, previous = out, t
                 if not out:

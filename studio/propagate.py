@@ -70,8 +70,10 @@ def object_motion(mask: np.ndarray, source: np.ndarray, target: np.ndarray) -> n
     points = np.stack([px, py], 1).astype(np.float32)
     moved = points + flow[py, px]
     offset = np.float32([x0, y0])
-    transform, _ = cv2.estimateAffinePartial2D(points + offset, moved + offset, method=cv2.RANSAC,
-                                               ransacReprojThreshold=1.0)
+    transform = None
+    if len(points) >= 2:  # a similarity needs two points; a one-pixel mask only shifts
+        transform, _ = cv2.estimateAffinePartial2D(points + offset, moved + offset, method=cv2.RANSAC,
+                                                   ransacReprojThreshold=1.0)
     if transform is None:
         shift = np.median(flow[py, px], axis=0)
         transform = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])

@@ -182,19 +182,23 @@ def export_panel(page: Page) -> Wiring:
         file = gr.File(label="Download", elem_id="export_file", interactive=False)
 
     def wire() -> None:
-        def answer_file(fn: Callable[..., Answer]) -> Callable:
-            def handler(v: View, *args):
-                try:
-                    answer = fn(v, *args)
-                    return str(answer.file), "✅ " + answer.message
-                except Exception as exc:
-                    return None, "⚠️ " + page.warn(exc)
-            return handler
+        def download(run: Callable[[], Answer]) -> tuple[str | None, str]:
+            try:
+                answer = run()
+                return str(answer.file), "✅ " + answer.message
+            except Exception as exc:
+                return None, "⚠️ " + page.warn(exc)
 
-        export.click(answer_file(lambda v, f, r: studio.export(v, f, bool(r))), [page.view, fmt, reviewed],
-                     [file, page.w.message], api_name="export", concurrency_id="export")
-        preview.click(answer_file(lambda v, boxes: studio.preview(v, bool(boxes))), [page.view, page.w.display[0]],
-                      [file, page.w.message], api_name="preview", concurrency_id="export")
+        def export_zip(view: View, fmt: str, reviewed: bool):
+            return download(lambda: studio.export(view, fmt, bool(reviewed)))
+
+        def preview_mp4(view: View, boxes: bool):
+            return download(lambda: studio.preview(view, bool(boxes)))
+
+        export.click(export_zip, [page.view, fmt, reviewed], [file, page.w.message], api_name="export",
+                     concurrency_id="export")
+        preview.click(preview_mp4, [page.view, page.w.display[0]], [file, page.w.message], api_name="preview",
+                      concurrency_id="export")
     return wire
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from annotations import Origin
 from studio.errors import StudioError
-from studio.propagate import DriftLimits, propagate
+from studio.propagate import DriftLimits, object_motion, propagate
 
 
 def textured_scene(t=12, h=96, w=160, step=3, seed=0):
@@ -84,3 +84,13 @@ def test_needs_a_mask_to_start_from(scene):
         propagate(project, "v", 1, 3)
     with pytest.raises(StudioError, match="direction"):
         propagate(project, "v", 1, 3, "sideways")
+
+
+def test_a_one_pixel_mask_is_shifted_not_refused():
+    rng = np.random.default_rng(1)
+    source = rng.integers(0, 255, (40, 60), dtype=np.uint8)
+    target = np.roll(source, 2, axis=1)
+    mask = np.zeros((40, 60), bool)
+    mask[20, 30] = True
+    transform = object_motion(mask, source, target)
+    assert transform.shape == (2, 3) and np.allclose(transform[:, :2], np.eye(2))

@@ -64,3 +64,15 @@ def test_track_follows_a_moving_shape_and_restarts_at_conditioning_frames():
     assert region_similarity(out[3][1], truth[3]) >= 0.9
     assert region_similarity(out[0][1], truth[0]) >= 0.9
     assert np.array_equal(out[4][1], correction)  # a conditioning frame is taken as given
+
+
+def test_track_keeps_an_object_moving_by_half_its_size_per_frame():
+    from tests.studio.conftest import moving_square_frames
+
+    frames = moving_square_frames()  # a 24-pixel square moving 13 pixels per frame
+    truth = [(f[..., 0] > 150) & (f[..., 1] < 100) for f in frames]
+    video = Frames(("fast",), len(frames), *frames.shape[1:3], lambda t: frames[t])
+    out = dict(GrabCutEngine().track(video, {0: {1: truth[0]}}, 0, "forward", 7))
+    assert min(region_similarity(out[t][1], truth[t]) for t in range(1, 8)) >= 0.8
+    back = dict(GrabCutEngine().track(video, {7: {1: truth[7]}}, 7, "backward", 7))
+    assert min(region_similarity(back[t][1], truth[t]) for t in range(7)) >= 0.8
