@@ -12,18 +12,46 @@
 """
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import torch
 
 from annotations import Origin, Project
+from referformer_core.video import FrameBuffer, iter_frames
 
 from .errors import StudioError
-from .tracker import DIRECTIONS, Engine, Frames, Prompt
+from .tracker import DIRECTIONS, Engine, Frames, Prompt, TrackerSettings, add_arguments, settings_from_args
 
 REFINE_FRAMES = 3
 """How many of the model's most confident frames per object become the tracker's mask prompts."""
+
+
+def refine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tracker NAME`` (none by default), ``--tracker-precision`` and ``--refine-frames K``: the flags of
+    ``referformer segment`` / ``annotate`` that refine ReferFormer's masks with the tracker."""
+    add_arguments(parser, default=None)
+    parser.add_argument("--refine-frames", type=_at_least_one, default=REFINE_FRAMES, metavar="K",
+                        help="with --tracker: the model's K most confident frames of each object condition the "
+                             f"tracker (default {REFINE_FRAMES})")
+
+
+def refine_settings(args: argparse.Namespace, device: str) -> TrackerSettings | None:
+    """The tracker :func:`refine_arguments`' flags name, or ``None`` when ``--tracker`` is not given."""
+    return None if args.tracker is None else settings_from_args(args, device)
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
 
 
 def video_frames(project: Project, video: str) -> Frames:
@@ -31,6 +59,22 @@ def video_frames(project: Project, video: str) -> Frames:
     info = project.video(video)
     return Frames((str(project.folder), video, info.frame_count), info.frame_count, info.height, info.width,
                   lambda t: project.read_frame(video, t))
+
+
+def buffered_frames(key: tuple, buffer: FrameBuffer) -> Frames:
+    """The frames of a core ``FrameBuffer`` (``[T, 3, H, W]`` uint8 on disk) as the tracker reads them."""
+    count, _, height, width = buffer.shape
+    return Frames(key, count, height, width,
+                  lambda t: np.ascontiguousarray(buffer[t:t + 1][0].permute(1, 2, 0).numpy()))
+
+
+def file_frames(video: str | Path, stride: int = 1) -> Frames:
+    """Every ``stride``-th frame of a video file at its own size, decoded once into a ``FrameBuffer`` (the
+    tracker runs both ways from its conditioning frames, so it reads frames out of order)."""
+    buffer = FrameBuffer()
+    for frame in iter_frames(video, stride):
+        buffer.append(torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1))
+    return buffered_frames((str(video), stride), buffer)
 
 
 def make_prompt(points: Sequence[tuple[float, float, bool]], box: Sequence[float] | None, width: int,
@@ -121,8 +165,13 @@ def track(project: Project, video: str, obj_id: int, frame: int, engine: Engine,
     yield TrackProgress(len(made), total, len(made))
 
 
-class _LazyMasks(Mapping):
-    """The masks of some frames, read from the project when asked (only the conditioning frames are read)."""
+class NothingToRefine(StudioError):
+    """No object has a non-empty mask to condition the tracker on."""
+
+
+class LazyMasks(Mapping):
+    """Masks of ``frames``, each read by ``read(t)`` when asked: :func:`refine_masks` reads only the frames that
+    condition the tracker, so a long video's masks need not all be in memory."""
 
     def __init__(self, frames: Iterable[int], read: Callable[[int], np.ndarray | None]) -> None:
         self._frames, self._read = sorted(set(frames)), read
@@ -149,8 +198,9 @@ def refine_masks(frames: Frames, masks: Mapping[int, Mapping[int, np.ndarray | N
     ``scores[obj_id][t]`` is ReferFormer's score of a model frame (an array ``[T]`` or ``{t: score}``). The ``k``
     most confident model frames of each object and its ``keep`` frames (non-empty ones) condition the tracker,
     which runs both ways over the video; the result maps each object's model frames (``masks`` less ``keep``,
-    conditioning ones included) to the tracker's mask there. ``keep`` frames are never in it, and scores are not
-    touched: the tracker draws the masks, ReferFormer still says how sure it is."""
+    conditioning ones included) to the tracker's mask there; an object with only empty masks gets none.
+    ``keep`` frames are never in it, and scores are not touched: the tracker draws the masks, ReferFormer still
+    says how sure it is. :class:`NothingToRefine` when no object has a mask."""
     if k < 1:
         raise StudioError("refine from at least one frame")
     keep = keep or {}
@@ -163,7 +213,7 @@ def refine_masks(frames: Frames, masks: Mapping[int, Mapping[int, np.ndarray | N
             if mask is not None and mask.any():
                 conditioning.setdefault(t, {})[obj_id] = np.asarray(mask, bool)
     if not conditioning:
-        raise StudioError("nothing to refine: segment the object first")
+        raise NothingToRefine("nothing to refine: segment the object first")
     wanted = {o: set(ts) for o, ts in model.items()}
     made: dict[int, dict[int, np.ndarray]] = {o: {} for o in masks}
     for t, tracked in engine.track(frames, conditioning, min(conditioning), "both", frames.count):
@@ -183,7 +233,7 @@ def refine(project: Project, video: str, obj_ids: Sequence[int], engine: Engine,
         infos = project.mask_infos(video, obj_id)
         scores[obj_id] = {m.frame: m.score for m in infos if m.origin == Origin.MODEL and m.score is not None}
         person[obj_id] = {m.frame for m in infos if m.origin.by_person}
-    masks = {o: _LazyMasks(set(scores[o]) | person[o], lambda t, o=o: project.get_mask(video, o, t))
+    masks = {o: LazyMasks(set(scores[o]) | person[o], lambda t, o=o: project.get_mask(video, o, t))
              for o in obj_ids}
     made = refine_masks(video_frames(project, video), masks, scores, engine, k, person)
     changed = 0
