@@ -175,9 +175,10 @@ class LazyMasks(Mapping):
 
     def __init__(self, frames: Iterable[int], read: Callable[[int], np.ndarray | None]) -> None:
         self._frames, self._read = sorted(set(frames)), read
+        self._known = set(self._frames)
 
     def __getitem__(self, t: int) -> np.ndarray | None:
-        if t not in self._frames:
+        if t not in self._known:
             raise KeyError(t)
         return self._read(t)
 
