@@ -2,7 +2,9 @@
 
     referformer studio [--checkpoint FILE] [--port 7860]      the studio in the browser (app.py)
     referformer segment VIDEO "the red car" [--out masks/]     masks of one object (referformer_core.cli)
+    referformer segment ... --tracker NAME [--refine-frames 3]   then re-drawn by a tracker (studio.segment_cli)
     referformer annotate --videos DIR --expressions FILE --out PROJECT   batch pre-annotation (studio.batch_cli)
+    referformer annotate ... --tracker NAME [--refine-frames 3]  every object's masks re-drawn by a tracker
     referformer train --data DIR --out RUN                    fine-tuning (train; also ``python -m train``)
     referformer evaluate --pred MASKS --gt DIR                 J&F of predicted masks (train.evaluate)
     referformer download facebook/sam2.1-hiera-tiny            weights into the Hugging Face cache (studio.download)
@@ -25,9 +27,9 @@ def _studio(argv: list[str]) -> int:
 
 
 def _segment(argv: list[str]) -> int:
-    from referformer_core import cli
+    from studio import segment_cli
 
-    return cli.main(["segment", *argv])
+    return segment_cli.main(argv)
 
 
 def _annotate(argv: list[str]) -> int:

@@ -50,7 +50,9 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
                                args.max_memory, args.precision)
 
 
-def segment(args: argparse.Namespace) -> int:
+def predict(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """The model over ``args.video`` for ``args.expression``: masks ``[T, H, W]`` bool at the video's size and
+    per-frame scores ``[T]``."""
     from .predictor import VideoPredictor
 
     predictor = VideoPredictor.from_settings(run_settings(args))
@@ -63,11 +65,20 @@ def segment(args: argparse.Namespace) -> int:
     by_frame = {t: m[0] for t, _, m in predictor.propagate_in_video(state, progress=progress)}
     masks = np.stack([by_frame[t] for t in range(len(by_frame))])
     end_progress()
+    return masks, predictor.frame_scores(state, 1)
+
+
+def write_outputs(args: argparse.Namespace, masks: np.ndarray, scores: np.ndarray) -> None:
+    """One PNG per frame in ``args.out`` (and, with ``args.preview``, preview.mp4 and scores.json); says so."""
     _save_masks(Path(args.out), masks)
-    scores = predictor.frame_scores(state, 1)
     if args.preview:
         _write_preview(args, masks, scores)
     print(f"{len(masks)} masks written to {args.out} (mean score {scores.mean():.3f})")
+
+
+def segment(args: argparse.Namespace) -> int:
+    masks, scores = predict(args)
+    write_outputs(args, masks, scores)
     return 0
 
 
@@ -103,16 +114,22 @@ def model_arguments(parser: argparse.ArgumentParser, device: str) -> None:
                              f"(default {DEFAULT_MAX_MEMORY:g}; 0: no budget)")
 
 
+def segment_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``referformer segment`` (the video, the expression, the outputs, the model flags)."""
+    parser.add_argument("video", help="video file (any format PyAV reads)")
+    parser.add_argument("expression", help='referring expression, e.g. "the brown dog jumping over the fence"')
+    parser.add_argument("--out", default="masks", help="folder for one PNG mask per frame, preview.mp4, "
+                                                       "scores.json")
+    parser.add_argument("--preview", action=argparse.BooleanOptionalAction, default=True,
+                        help="write preview.mp4 (mask overlaid) and scores.json (per-frame scores)")
+    model_arguments(parser, "cpu")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="referformer", description="ReferFormer referring video segmentation")
     sub = parser.add_subparsers(dest="command", required=True)
     seg = sub.add_parser("segment", help="segment the object an expression refers to in a video")
-    seg.add_argument("video", help="video file (any format PyAV reads)")
-    seg.add_argument("expression", help='referring expression, e.g. "the brown dog jumping over the fence"')
-    seg.add_argument("--out", default="masks", help="folder for one PNG mask per frame, preview.mp4, scores.json")
-    seg.add_argument("--preview", action=argparse.BooleanOptionalAction, default=True,
-                     help="write preview.mp4 (mask overlaid) and scores.json (per-frame scores)")
-    model_arguments(seg, "cpu")
+    segment_arguments(seg)
     seg.set_defaults(func=segment)
     return parser
 

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from annotations import Project, export_project
 from annotations import rle as rle_mod
 from annotations.store import DB_NAME
@@ -32,6 +34,8 @@ from train.distributed import DistributedContext, init_distributed, shutdown_dis
 
 from .batch_inputs import ObjectSpec, VideoSource, balance, list_videos, read_object_specs, working_frames
 from .batch_results import Ledger, ObjectAnnotation, VideoResult
+from .tracker import Engine, Frames, TrackerSettings, load_engine
+from .tracking import REFINE_FRAMES, LazyMasks, NothingToRefine, buffered_frames, refine_masks
 
 REVIEW_FIRST = 5
 Log = Callable[[str], None]
@@ -45,7 +49,8 @@ class BatchError(ReferFormerError):
 class AnnotateOptions:
     """What ``referformer annotate`` takes: the inputs, the project folder ``out``, the model's run ``settings``
     (device ``"auto"``: each process's own GPU under ``torchrun``, else the GPU or the CPU), every ``stride``-th
-    frame, and ``export`` ``(format, folder)`` at the end."""
+    frame, ``export`` ``(format, folder)`` at the end, and a ``tracker`` that re-draws every object's masks from
+    its ``refine_frames`` most confident ones after each video's model pass (its device: each process's own)."""
 
     videos: str
     expressions: str
@@ -55,6 +60,8 @@ class AnnotateOptions:
     export: tuple[str, str] | None = None
     progress: bool = True
     poll_seconds: float = 1.0
+    tracker: TrackerSettings | None = None
+    refine_frames: int = REFINE_FRAMES
 
 
 @dataclass
@@ -86,20 +93,25 @@ class Summary:
 
 
 def annotate(options: AnnotateOptions, log: Log | None = None) -> Summary | None:
-    """Run the batch pass; returns the summary on rank 0 (None on the other ranks)."""
+    """Run the batch pass; returns the summary on rank 0 (None on the other ranks). The tracker loads first, so
+    a bad name or weights not downloaded stop the run before any model work (one-line ``StudioError``)."""
     ctx = init_distributed(options.settings.device)
     log = log or _stderr_log(ctx)
     try:
+        engine = None if options.tracker is None else load_engine(replace(options.tracker, device=str(ctx.device)))
         predictor = VideoPredictor.from_settings(replace(options.settings, device=str(ctx.device)))
-        return _run(options, ctx, predictor, log)
+        return _run(options, ctx, predictor, log, engine)
     finally:
         shutdown_distributed()
 
 
 def annotate_video(predictor: VideoPredictor, source: VideoSource, objects: list[ObjectSpec], stride: int = 1,
-                  on_frames: Callable[[int, int], None] | None = None) -> VideoResult:
+                  on_frames: Callable[[int, int], None] | None = None, engine: Engine | None = None,
+                  refine_frames: int = REFINE_FRAMES) -> VideoResult:
     """Run the model on one video at the working size. Each object keeps the expression with the best mean score;
-    its masks (RLE of ``[h, w]`` bool) and per-frame scores ``[T]`` go in the result. ``on_frames(done, total)``."""
+    its masks (RLE of ``[h, w]`` bool) and per-frame scores ``[T]`` go in the result. ``on_frames(done, total)``.
+    With an ``engine``, the tracker then re-draws every object's masks (all objects in one run) from its
+    ``refine_frames`` most confident frames (:func:`studio.tracking.refine_masks`); the scores stay the model's."""
     start = time.perf_counter()
     state = predictor.init_state(working_frames(source, predictor.settings.short_side, stride))
     total = state.num_frames
@@ -121,16 +133,37 @@ def annotate_video(predictor: VideoPredictor, source: VideoSource, objects: list
     for t, obj_ids, masks in predictor.propagate_in_video(state):
         for pid, mask in zip(obj_ids, masks):
             counts[pid][t] = rle_mod.encode(mask)["counts"]
+    h, w = state.orig_size
+    if engine is not None:
+        counts = _refine(engine, refine_frames, buffered_frames(("annotate", source.name, stride), state.frames),
+                         counts, {pid: predictor.frame_scores(state, pid) for pid in counts}, (h, w))
     results = [ObjectAnnotation(obj.obj_id, obj.category, list(obj.expressions), used[i],
                             [float(s) for s in predictor.frame_scores(state, ids[i][used[i]])], counts[ids[i][used[i]]])
                for i, obj in enumerate(objects)]
-    h, w = state.orig_size
     return VideoResult(source.name, asdict(source), stride, predictor.settings.short_side, source.fps(stride), h, w,
                        source.frame_names(stride), [t * stride for t in range(total)],
                        time.perf_counter() - start, results)
 
 
-def _run(options: AnnotateOptions, ctx: DistributedContext, predictor: VideoPredictor, log: Log) -> Summary | None:
+def _refine(engine: Engine, k: int, frames: Frames, counts: dict[int, list[str]], scores: dict[int, np.ndarray],
+            size: tuple[int, int]) -> dict[int, list[str]]:
+    """Every object's per-frame RLE counts re-drawn by the tracker over ``frames`` (the video at the working
+    size: the model's frames are already that size, so its buffer is the video the masks are drawn on). A video
+    where the model found nothing keeps its (empty) masks."""
+    def read(pid: int, t: int) -> np.ndarray:
+        return rle_mod.decode({"size": list(size), "counts": counts[pid][t]})
+
+    masks = {pid: LazyMasks(range(len(c)), lambda t, pid=pid: read(pid, t)) for pid, c in counts.items()}
+    try:
+        refined = refine_masks(frames, masks, scores, engine, k)
+    except NothingToRefine:
+        return counts
+    return {pid: [rle_mod.encode(refined[pid][t])["counts"] if t in refined[pid] else c for t, c in enumerate(cs)]
+            for pid, cs in counts.items()}
+
+
+def _run(options: AnnotateOptions, ctx: DistributedContext, predictor: VideoPredictor, log: Log,
+         engine: Engine | None = None) -> Summary | None:
     start = time.perf_counter()
     project = None
     plan: dict[str, Any]
@@ -151,7 +184,8 @@ def _run(options: AnnotateOptions, ctx: DistributedContext, predictor: VideoPred
         source = VideoSource(**job["source"])
         try:
             result = annotate_video(predictor, source, [ObjectSpec(**o) for o in job["objects"]], options.stride,
-                                   on_frames=lambda done, total: progress.frames(done))
+                                   on_frames=lambda done, total: progress.frames(done), engine=engine,
+                                   refine_frames=options.refine_frames)
         except ReferFormerError as e:
             failed[source.name] = str(e)
             log(f"skipped {source.name}: {e}")

@@ -1,6 +1,7 @@
 """``referformer annotate``: the model over many videos into a project the studio opens (:mod:`studio.batch`).
 
     referformer annotate --videos videos/ --expressions meta_expressions.json --out project/ --checkpoint ...
+    referformer annotate ... --tracker facebook/sam2.1-hiera-tiny   # then the tracker re-draws every object's masks
     torchrun --nproc_per_node 4 -m referformer_cli annotate ...      # one share of the videos per GPU
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from referformer_core.cli import model_arguments, run_settings
 from referformer_core.errors import ReferFormerError
 
 from .batch import AnnotateOptions, annotate
+from .tracking import refine_arguments, refine_settings
 
 EXPORT_FORMATS = ("ytvos", "ytvis", "coco")
 
@@ -29,6 +31,7 @@ def build_parser(prog: str = "referformer annotate") -> argparse.ArgumentParser:
                                                                             "(ytvos, ytvis or coco)")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     model_arguments(parser, "auto")
+    refine_arguments(parser)
     return parser
 
 
@@ -40,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                                    f"choose one of {', '.join(EXPORT_FORMATS)}")
         summary = annotate(AnnotateOptions(
             videos=args.videos, expressions=args.expressions, out=args.out, settings=run_settings(args),
-            stride=args.stride, export=tuple(args.export) if args.export else None, progress=not args.no_progress))
+            stride=args.stride, export=tuple(args.export) if args.export else None, progress=not args.no_progress,
+            tracker=refine_settings(args, "cpu"), refine_frames=args.refine_frames))
     except ReferFormerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -93,12 +93,14 @@ class Engine(Protocol):
               direction: str, max_frames: int) -> Iterator[tuple[int, dict[int, np.ndarray]]]: ...
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--tracker NAME`` and ``--tracker-precision`` (for ``app.py``, ``referformer segment`` / ``annotate``)."""
-    parser.add_argument("--tracker", default=GRABCUT,
-                        help=f"tracker for clicks and tracking: {GRABCUT} (offline, no weights), a Hugging Face id "
-                             f"({SAM2_IDS[0]} ... -large, {EDGETAM_ID}; fetch it once with `referformer download "
-                             f"NAME`) or a folder saved with save_pretrained (default: {GRABCUT})")
+def add_arguments(parser: argparse.ArgumentParser, default: str | None = GRABCUT) -> None:
+    """``--tracker NAME`` and ``--tracker-precision`` (for ``app.py``, ``referformer segment`` / ``annotate``).
+    ``default`` ``None``: no tracker unless one is named (the commands that refine ReferFormer's masks)."""
+    after = f"default: {default}" if default else "default: none, the masks stay ReferFormer's"
+    parser.add_argument("--tracker", default=default,
+                        help=f"tracker: {GRABCUT} (offline, no weights), a Hugging Face id ({SAM2_IDS[0]} ... "
+                             f"-large, {EDGETAM_ID}; fetch it once with `referformer download NAME`) or a folder "
+                             f"saved with save_pretrained ({after})")
     parser.add_argument("--tracker-precision", choices=PRECISIONS, default="fp32",
                         help="bf16 is faster where the CPU or GPU has it natively")
 

@@ -7,22 +7,51 @@
   the stretch up to it. The frames made are stored as ``tracked`` in one undoable edit, also when stopped.
 - :func:`refine`: after a model run, the model's ``k`` most confident frames of each object (and a person's
   frames) condition the tracker both ways; the model's frames get the tracker's masks and keep ReferFormer's
-  scores, a person's frames are left alone.
+  scores, a person's frames are left alone. :func:`refine_masks` is that rule over plain frames and masks
+  (what ``referformer segment`` / ``annotate --tracker`` run after the model).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import argparse
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import torch
 
 from annotations import Origin, Project
+from referformer_core.video import FrameBuffer, iter_frames
 
 from .errors import StudioError
-from .tracker import DIRECTIONS, Engine, Frames, Prompt
+from .tracker import DIRECTIONS, Engine, Frames, Prompt, TrackerSettings, add_arguments, settings_from_args
 
 REFINE_FRAMES = 3
 """How many of the model's most confident frames per object become the tracker's mask prompts."""
+
+
+def refine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tracker NAME`` (none by default), ``--tracker-precision`` and ``--refine-frames K``: the flags of
+    ``referformer segment`` / ``annotate`` that refine ReferFormer's masks with the tracker."""
+    add_arguments(parser, default=None)
+    parser.add_argument("--refine-frames", type=_at_least_one, default=REFINE_FRAMES, metavar="K",
+                        help="with --tracker: the model's K most confident frames of each object condition the "
+                             f"tracker (default {REFINE_FRAMES})")
+
+
+def refine_settings(args: argparse.Namespace, device: str) -> TrackerSettings | None:
+    """The tracker :func:`refine_arguments`' flags name, or ``None`` when ``--tracker`` is not given."""
+    return None if args.tracker is None else settings_from_args(args, device)
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
 
 
 def video_frames(project: Project, video: str) -> Frames:
@@ -30,6 +59,22 @@ def video_frames(project: Project, video: str) -> Frames:
     info = project.video(video)
     return Frames((str(project.folder), video, info.frame_count), info.frame_count, info.height, info.width,
                   lambda t: project.read_frame(video, t))
+
+
+def buffered_frames(key: tuple, buffer: FrameBuffer) -> Frames:
+    """The frames of a core ``FrameBuffer`` (``[T, 3, H, W]`` uint8 on disk) as the tracker reads them."""
+    count, _, height, width = buffer.shape
+    return Frames(key, count, height, width,
+                  lambda t: np.ascontiguousarray(buffer[t:t + 1][0].permute(1, 2, 0).numpy()))
+
+
+def file_frames(video: str | Path, stride: int = 1) -> Frames:
+    """Every ``stride``-th frame of a video file at its own size, decoded once into a ``FrameBuffer`` (the
+    tracker runs both ways from its conditioning frames, so it reads frames out of order)."""
+    buffer = FrameBuffer()
+    for frame in iter_frames(video, stride):
+        buffer.append(torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1))
+    return buffered_frames((str(video), stride), buffer)
 
 
 def make_prompt(points: Sequence[tuple[float, float, bool]], box: Sequence[float] | None, width: int,
@@ -120,34 +165,82 @@ def track(project: Project, video: str, obj_id: int, frame: int, engine: Engine,
     yield TrackProgress(len(made), total, len(made))
 
 
-def refine(project: Project, video: str, obj_ids: Sequence[int], engine: Engine, k: int = REFINE_FRAMES) -> int:
-    """Replace the model's masks of ``obj_ids`` by the tracker's, conditioned on the model's ``k`` most confident
-    frames and a person's frames; returns how many masks changed. Scores stay ReferFormer's."""
+class NothingToRefine(StudioError):
+    """No object has a non-empty mask to condition the tracker on."""
+
+
+class LazyMasks(Mapping):
+    """Masks of ``frames``, each read by ``read(t)`` when asked: :func:`refine_masks` reads only the frames that
+    condition the tracker, so a long video's masks need not all be in memory."""
+
+    def __init__(self, frames: Iterable[int], read: Callable[[int], np.ndarray | None]) -> None:
+        self._frames, self._read = sorted(set(frames)), read
+        self._known = set(self._frames)
+
+    def __getitem__(self, t: int) -> np.ndarray | None:
+        if t not in self._known:
+            raise KeyError(t)
+        return self._read(t)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+def refine_masks(frames: Frames, masks: Mapping[int, Mapping[int, np.ndarray | None]],
+                 scores: Mapping[int, Sequence[float] | Mapping[int, float]], engine: Engine,
+                 k: int = REFINE_FRAMES, keep: Mapping[int, Collection[int]] | None = None
+                 ) -> dict[int, dict[int, np.ndarray]]:
+    """The tracker's masks for the model's frames of every object, all objects tracked in one run.
+
+    ``masks[obj_id]`` maps frame -> ``[H, W]`` bool (the model's frames and ``keep[obj_id]``, a person's frames);
+    ``scores[obj_id][t]`` is ReferFormer's score of a model frame (an array ``[T]`` or ``{t: score}``). The ``k``
+    most confident model frames of each object and its ``keep`` frames (non-empty ones) condition the tracker,
+    which runs both ways over the video; the result maps each object's model frames (``masks`` less ``keep``,
+    conditioning ones included) to the tracker's mask there; an object with only empty masks gets none.
+    ``keep`` frames are never in it, and scores are not touched: the tracker draws the masks, ReferFormer still
+    says how sure it is. :class:`NothingToRefine` when no object has a mask."""
     if k < 1:
         raise StudioError("refine from at least one frame")
+    keep = keep or {}
+    model = {o: [t for t in frame_masks if t not in keep.get(o, ())] for o, frame_masks in masks.items()}
     conditioning: dict[int, dict[int, np.ndarray]] = {}
-    model: dict[int, dict[int, float]] = {}
+    for obj_id, frame_masks in masks.items():
+        best = sorted(model[obj_id], key=lambda t: (-float(scores[obj_id][t]), t))[:k]
+        for t in sorted(set(best) | (set(keep.get(obj_id, ())) & set(frame_masks))):
+            mask = frame_masks[t]
+            if mask is not None and mask.any():
+                conditioning.setdefault(t, {})[obj_id] = np.asarray(mask, bool)
+    if not conditioning:
+        raise NothingToRefine("nothing to refine: segment the object first")
+    wanted = {o: set(ts) for o, ts in model.items()}
+    made: dict[int, dict[int, np.ndarray]] = {o: {} for o in masks}
+    for t, tracked in engine.track(frames, conditioning, min(conditioning), "both", frames.count):
+        for obj_id, mask in tracked.items():
+            if t in wanted.get(obj_id, ()):
+                made[obj_id][t] = mask
+    return made
+
+
+def refine(project: Project, video: str, obj_ids: Sequence[int], engine: Engine, k: int = REFINE_FRAMES) -> int:
+    """Replace the model's masks of ``obj_ids`` by the tracker's (:func:`refine_masks`: conditioned on the model's
+    ``k`` most confident frames and a person's frames); returns how many masks changed. Scores stay
+    ReferFormer's."""
+    scores: dict[int, dict[int, float]] = {}
+    person: dict[int, set[int]] = {}
     for obj_id in obj_ids:
         infos = project.mask_infos(video, obj_id)
-        model[obj_id] = {m.frame: m.score for m in infos if m.origin == Origin.MODEL and m.score is not None}
-        best = sorted(model[obj_id], key=lambda t: -model[obj_id][t])[:k]
-        for t in set(best) | {m.frame for m in infos if m.origin.by_person}:
-            mask = project.get_mask(video, obj_id, t)
-            if mask is not None and mask.any():
-                conditioning.setdefault(t, {})[obj_id] = mask
-    if not conditioning:
-        raise StudioError("nothing to refine: segment the object first")
-    start = min(conditioning)
-    count = project.video(video).frame_count
-    made: dict[int, dict[int, np.ndarray]] = {o: {} for o in obj_ids}
-    for t, masks in engine.track(video_frames(project, video), conditioning, start, "both", count):
-        for obj_id, mask in masks.items():
-            if t in model.get(obj_id, {}):
-                made[obj_id][t] = mask
+        scores[obj_id] = {m.frame: m.score for m in infos if m.origin == Origin.MODEL and m.score is not None}
+        person[obj_id] = {m.frame for m in infos if m.origin.by_person}
+    masks = {o: LazyMasks(set(scores[o]) | person[o], lambda t, o=o: project.get_mask(video, o, t))
+             for o in obj_ids}
+    made = refine_masks(video_frames(project, video), masks, scores, engine, k, person)
     changed = 0
-    for obj_id, masks in made.items():
-        masks = {t: m for t, m in masks.items() if not np.array_equal(m, project.get_mask(video, obj_id, t))}
-        if masks:
-            project.set_masks(video, obj_id, masks, Origin.MODEL, {t: model[obj_id][t] for t in masks})
-            changed += len(masks)
+    for obj_id, new in made.items():
+        new = {t: m for t, m in new.items() if not np.array_equal(m, project.get_mask(video, obj_id, t))}
+        if new:
+            project.set_masks(video, obj_id, new, Origin.MODEL, {t: scores[obj_id][t] for t in new})
+            changed += len(new)
     return changed
