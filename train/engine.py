@@ -158,7 +158,7 @@ def evaluate_held_out(model: ReferFormer, tokenizer, root: str | Path, records: 
 
     Masks come from :func:`referformer_core.pipeline.segment_video`, the predictor's pipeline (float32, windows
     of ``WINDOW`` frames, no memory budget, resized to ``config.eval_short_side``), so the score is the one a user of
-    the checkpoint gets.
+    the checkpoint gets in float32.
     """
     was_training = model.training
     model.eval()

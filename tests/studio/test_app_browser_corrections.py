@@ -48,6 +48,7 @@ def test_pick_paint_propagate_undo_redo_export(page, server, sample_video, tmp_p
 
     page.keyboard.press("e")
     wait_text(page, "message", "editing object 1 on frame 0")
+    page.wait_for_selector("#brush canvas", state="visible")  # the brush panel opens when used
     page.keyboard.press("b")
     page.keyboard.press("]")
     page.keyboard.press("]")
