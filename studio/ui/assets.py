@@ -2,9 +2,9 @@
 and a little CSS. No external files."""
 from __future__ import annotations
 
-# (key, what it does: "#elem_id" clicks that control, a CSS selector clicks the first match, "size:N" changes the
-# brush size by N pixels, "step:N" moves N frames (wrapping around); help line or "" when the key shares the line
-# above)
+# (key, what it does: "#elem_id" clicks that control, a CSS selector clicks the first match, "tool:LABEL" selects
+# the brush panel's tool of that label, "size:N" changes the current tool's size by N pixels, "step:N" moves N
+# frames (wrapping around); help line or "" when the key shares the line above)
 SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("ArrowRight", "step:1", "→ / d: next frame (hold or tap quickly to move several)"),
     ("d", "step:1", ""),
@@ -21,8 +21,8 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("o", "#show_boxes", "o: show / hide boxes"),
     ("c", "#show_candidates", "c: show the model's candidates for the selected object"),
     ("e", "#brush_load", "e: edit this frame's mask with the brush / eraser"),
-    ("b", "#brush button[aria-label='Brush']", "b: brush (paints the object)"),
-    ("x", "#brush button[aria-label='Erase']", "x: eraser"),
+    ("b", "tool:Brush", "b: brush (paints the object)"),
+    ("x", "tool:Erase", "x: eraser"),
     ("[", "size:-4", "[ / ]: smaller / larger brush"),
     ("]", "size:4", ""),
     ("m", "#brush_save", "m: save the painted mask (it replaces the frame's mask)"),
@@ -42,18 +42,40 @@ _KEYMAP = ", ".join(f'"{key}": "{action}"' for key, action, _ in SHORTCUTS)
 PAGE_JS = """
 () => {
   const keys = {%s};
+  // Size keys act on the current tool's size slider, opening it first when closed; presses made while it opens
+  // add up. A tool key drops a size change still waiting for its slider (it was meant for the other tool) and
+  // checks its tool stays selected: the editor applies a size change a little later and then re-selects the tool
+  // that change was made for.
+  let pendingSize = 0, sizeTimer = null;
+  const applySize = () => {
+    const range = document.querySelector("#brush input[type=range]");
+    if (!range) return false;
+    range.value = Math.min(+range.max, Math.max(+range.min, +range.value + pendingSize));
+    pendingSize = 0;
+    range.dispatchEvent(new Event("input", {bubbles: true}));
+    range.dispatchEvent(new Event("change", {bubbles: true}));
+    return true;
+  };
   const brushSize = (delta) => {
-    const apply = () => {
-      const range = document.querySelector("#brush input[type=range]");
-      if (!range) return false;
-      range.value = Math.min(+range.max, Math.max(+range.min, +range.value + delta));
-      range.dispatchEvent(new Event("input", {bubbles: true}));
-      range.dispatchEvent(new Event("change", {bubbles: true}));
-      return true;
-    };
-    if (apply()) return;
-    const opener = document.querySelector("#brush button[aria-label='Brush Size']");
-    if (opener) { opener.click(); setTimeout(apply, 60); }
+    pendingSize += delta;
+    if (sizeTimer !== null || applySize()) return;
+    const opener = document.querySelector(
+      "#brush button[aria-label='Brush Size'], #brush button[aria-label='Eraser Size']");
+    if (!opener) { pendingSize = 0; return; }
+    opener.click();
+    sizeTimer = setTimeout(() => { sizeTimer = null; if (!applySize()) pendingSize = 0; }, 60);
+  };
+  let toolTimer = null;
+  const keepTool = (label, tries) => {
+    const button = document.querySelector(`#brush button[aria-label='${label}']`);
+    if (!button) return;
+    if (!button.classList.contains("highlight")) button.click();
+    toolTimer = tries > 1 ? setTimeout(() => keepTool(label, tries - 1), 250) : null;
+  };
+  const selectTool = (label) => {
+    clearTimeout(sizeTimer); sizeTimer = null; pendingSize = 0;
+    clearTimeout(toolTimer);
+    keepTool(label, 6);
   };
   // Frame steps move the slider at once and ask for the frame only when the keys pause, so quick presses add up
   // (a click per press would send the same starting frame each time while the first answer is on its way).
@@ -70,7 +92,11 @@ PAGE_JS = """
   // Click mode: a click on the frame is the object, a shift+click or a right click is not, a drag is a box
   // around it. Each gesture goes to the server as fractions of the picture through the hidden #gesture box.
   const clickMode = () => { const box = document.querySelector("#click_mode input"); return !!box && box.checked; };
-  const frameImage = (target) => target && target.tagName === "IMG" && target.closest("#viewer") ? target : null;
+  const frameImage = (target) => {  // the frame's picture, for a pointer anywhere on its frame (letterbox too)
+    const frame = target && target.closest &&
+      (target.closest("#viewer .image-frame") || target.closest("#viewer button:has(> .image-frame)"));
+    return frame ? frame.querySelector("img") : null;
+  };
   const inPicture = (img, event) => {
     const r = img.getBoundingClientRect();
     const nw = img.naturalWidth || r.width, nh = img.naturalHeight || r.height;
@@ -131,6 +157,7 @@ PAGE_JS = """
     if (!action) return;
     event.preventDefault();
     if (action.startsWith("size:")) { brushSize(parseInt(action.slice(5), 10)); return; }
+    if (action.startsWith("tool:")) { selectTool(action.slice(5)); return; }
     if (action.startsWith("step:")) { stepFrames(parseInt(action.slice(5), 10)); return; }
     const root = document.querySelector(action);
     if (!root) return;

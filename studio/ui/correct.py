@@ -73,7 +73,6 @@ def correct_tools(page: Page) -> Wiring:
         def run_track(way: str):
             def handler(view: View, clicks: Clicks, boxes: bool, labels: bool, thr: float, n: float, end: bool,
                         progress=gr.Progress()):
-                display = page.display(boxes, labels, thr)
                 idle = [gr.skip()] * len(page.screen_outputs())
                 note = ""
                 steps = None
@@ -89,8 +88,7 @@ def correct_tools(page: Page) -> Wiring:
                 finally:
                     if steps is not None:
                         steps.close()  # stopped or done: the frames made so far are stored
-                screen = page.build(view, display, filmstrip=True)
-                yield page.show(screen, clicks) + [note, *page.filmstrip_values(screen)]
+                yield idle + [note, gr.skip(), gr.skip()]  # the view may have moved meanwhile: redrawn after
             return handler
 
         inputs = page.inputs(frames, to_end)
@@ -98,10 +96,11 @@ def correct_tools(page: Page) -> Wiring:
                       show_progress_on=[w.message])
         tracks = [button.click(run_track(way), inputs, page.outputs(True), api_name=f"track_{way}", **common)
                   for button, way in ((forward, "forward"), (back, "backward"), (both, "both"))]
-        page.edits += tracks
+        redraw = dict(fn=page.redraw(filmstrip=True), inputs=page.inputs(), outputs=page.redraw_outputs(True),
+                      show_progress="hidden", api_visibility="private")
+        page.edits += [track.then(**redraw) for track in tracks]
         stop.click(lambda: "stopped: the frames tracked so far are kept", None, w.message, cancels=tracks,
-                   api_name="stop_tracking").then(page.act(Answer, filmstrip=True), page.inputs(), page.outputs(True),
-                                                  show_progress="hidden", api_visibility="private")
+                   api_name="stop_tracking").then(**redraw)
         page.edits.append(page.wire(propagate, lambda v, d, n: studio.propagate(v, d, n),
                                     [direction, propagate_frames], api_name="propagate", filmstrip=True))
     return wire
@@ -162,7 +161,7 @@ def candidates_panel(page: Page) -> Wiring:
         def frame_clicked(view: View, clicks: Clicks, boxes: bool, labels: bool, thr: float, enabled: bool,
                           picking: bool, where: str, last, evt: gr.SelectData):
             if enabled or not picking:  # in click mode the page's script sends the click to the tracker instead
-                return page.act(Answer)(view, clicks, boxes, labels, thr)
+                return [gr.skip()] * len(page.outputs())
             x, y = evt.index
             return page.act(lambda v: studio.pick_at(v, x, y, where, last))(view, clicks, boxes, labels, thr)
 

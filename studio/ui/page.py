@@ -124,6 +124,22 @@ class Page:
             return outs + (self.filmstrip_values(screen) if filmstrip else [])
         return handler
 
+    def redraw(self, filmstrip: bool = False) -> Callable:
+        """A handler ``(view, clicks, boxes, labels, threshold)`` redrawing the tab's current view after long work
+        that changed masks, not the view (outputs: :meth:`redraw_outputs`): the message stays, and so does the
+        slider, where the user may have moved it meanwhile."""
+        slider = self.screen_outputs().index(self.w.frame_slider)
+
+        def handler(view: View, clicks: Clicks, boxes: bool, labels: bool, thr: float) -> list:
+            screen = self.build(view, self.display(boxes, labels, thr), filmstrip)
+            outs = self.show(screen, clicks)
+            outs[slider] = gr.skip()
+            return outs + (self.filmstrip_values(screen) if filmstrip else [])
+        return handler
+
+    def redraw_outputs(self, filmstrip: bool = False) -> list:
+        return self.screen_outputs() + ([self.w.filmstrip, self.filmstrip_frames] if filmstrip else [])
+
     def outputs(self, filmstrip: bool = False) -> list:
         return self.screen_outputs() + [self.w.message] + ([self.w.filmstrip, self.filmstrip_frames] if filmstrip
                                                             else [])

@@ -56,8 +56,11 @@ def test_pick_paint_propagate_undo_redo_export(page, server, sample_video, tmp_p
                            " return !!r && +r.value === 20; }")
     page.keyboard.press("x")
     page.wait_for_selector("#brush button[aria-label='Erase'].highlight")
+    page.keyboard.press("]")  # a size key and at once a tool key: the tool stays the one asked for
     page.keyboard.press("b")
     page.wait_for_selector("#brush button[aria-label='Brush'].highlight")
+    page.wait_for_timeout(1000)
+    assert page.locator("#brush button[aria-label='Brush'].highlight").count() == 1, "the brush must stay selected"
     canvas = page.locator("#brush canvas").first
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()

@@ -13,7 +13,10 @@ SCREEN = {"width": 1920, "height": 1080}
 
 
 def frame_point(page, fx: float, fy: float) -> tuple[float, float]:
-    """Page coordinates of the point at fractions ``(fx, fy)`` of the shown frame (the picture is letterboxed)."""
+    """Page coordinates of the point at fractions ``(fx, fy)`` of the shown frame (the picture is letterboxed),
+    once the picture has loaded (a new frame's picture has no size until then)."""
+    page.wait_for_function("() => { const img = document.querySelector('#viewer img');"
+                           " return !!img && img.complete && img.naturalWidth > 0; }")
     return page.evaluate(
         "([fx, fy]) => { const img = document.querySelector('#viewer img'); const r = img.getBoundingClientRect();"
         " const s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);"
@@ -73,13 +76,15 @@ def test_layout_click_box_track_undo(browser, server, sample_video, tmp_path):  
             wait_text(page, "message", "0 positive, 1 negative click(s), a box")
             page.screenshot(path=str(screens / "clicked.png"))
 
-            page.mouse.click(*frame_point(page, 1.2, 0.5))  # beside the picture: not on the frame, nothing sent
-            outside = page.evaluate("() => document.querySelector('#gesture textarea, #gesture input').value")
-            assert '"x0":1.2' not in outside.replace(" ", "")
+            page.mouse.click(*frame_point(page, 1.15, 0.5))  # beside the picture, in its letterbox: one line
+            wait_error(page, "outside the frame")
 
+            strip = "() => [...document.querySelectorAll('#filmstrip img')].map(i => i.src).join(' ')"
+            before = page.evaluate(strip)
             page.keyboard.press("t")
             tracked = wait_text(page, "message", "tracked ")
             assert "tracked 7 frame(s)" in tracked, tracked
+            page.wait_for_function(f"before => ({strip})() !== before", arg=before)  # redrawn: masks on the strip
             origins = {m.frame: m.origin for m in project.mask_infos("square", 1)}
             assert origins[0] == Origin.HAND and all(origins[t] == Origin.TRACKED for t in range(1, 8)), origins
             page.keyboard.press("ArrowRight")
