@@ -125,20 +125,23 @@ class Page:
         return handler
 
     def redraw(self, filmstrip: bool = False) -> Callable:
-        """A handler ``(view, clicks, boxes, labels, threshold)`` redrawing the tab's current view after long work
-        that changed masks, not the view (outputs: :meth:`redraw_outputs`): the message stays, and so does the
-        slider, where the user may have moved it meanwhile."""
+        """A handler like :meth:`act`'s with no action (outputs: :meth:`redraw_outputs`), redrawing the tab's
+        current view after long work that changed masks, not the view: the message stays (a failure shows as a
+        toast), and so does the slider, where the user may have moved it meanwhile."""
+        act = self.act(Answer, filmstrip=filmstrip)
         slider = self.screen_outputs().index(self.w.frame_slider)
+        message = len(self.screen_outputs())
 
         def handler(view: View, clicks: Clicks, boxes: bool, labels: bool, thr: float) -> list:
-            screen = self.build(view, self.display(boxes, labels, thr), filmstrip)
-            outs = self.show(screen, clicks)
+            outs = act(view, clicks, boxes, labels, thr)
             outs[slider] = gr.skip()
-            return outs + (self.filmstrip_values(screen) if filmstrip else [])
+            del outs[message]
+            return outs
         return handler
 
     def redraw_outputs(self, filmstrip: bool = False) -> list:
-        return self.screen_outputs() + ([self.w.filmstrip, self.filmstrip_frames] if filmstrip else [])
+        """:meth:`outputs` without the message."""
+        return [out for out in self.outputs(filmstrip) if out is not self.w.message]
 
     def outputs(self, filmstrip: bool = False) -> list:
         return self.screen_outputs() + [self.w.message] + ([self.w.filmstrip, self.filmstrip_frames] if filmstrip
